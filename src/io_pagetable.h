@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io_pagetable.h - the IO address space: areas, allowed and reserved ranges,
+ * the attached domains, and the IOAS object that wraps them (the kernel's
+ * io_pagetable.h plus the io_pagetable part of iommufd_private.h).
+ *
+ * An io_pagetable is a set of non-overlapping areas keyed by IOVA. Each area
+ * maps a byte slice of one struct iopt_pages (the PFN source, see pages.h) at
+ * an IOVA; IOVA not covered by an area is not mapped anywhere. Every area is
+ * mapped identically into every attached domain. Allowed ranges (set by the
+ * user) promise IOVA that will never become reserved and confine automatic
+ * IOVA allocation; reserved ranges (domain apertures, device regions, user
+ * reservations) can never be mapped.
+ *
+ * Vocabulary: "last" is inclusive and "end" exclusive; IOVAs and lengths are
+ * uint64_t; an "index" is a page number (IOPT_PAGE_SIZE units) inside one
+ * iopt_pages, counted from its page-aligned start; a "start byte" is a byte
+ * offset inside the iopt_pages. A range reaching UINT64_MAX is representable
+ * everywhere, which is why nothing here computes last + 1 unchecked.
+ *
+ * Area life cycle (pages pointer):
+ *  1. Reserved-IOVA: in area_itree with pages == NULL while map fills the
+ *     domains, so the IOVA is reserved and iova_rwsem can be dropped.
+ *  2. Published: pages set (under domains_rwsem read and iova_rwsem write).
+ *  3. Tearing down: pages back to NULL while unmap unfills the domains.
+ * A NULL pages seen under domains_rwsem *write* always means state 1 with no
+ * domain filled yet, so attach/detach simply skip such areas.
+ *
+ * LOCK ORDER (checked by lock.h in debug builds, see docs/locking.md):
+ *
+ *	access->ioas_lock -> domains_rwsem -> iova_rwsem -> pages->mutex
+ *
+ * Callbacks into access drivers run with none of these held.
+ */
+#ifndef IOPT_IO_PAGETABLE_H
+#define IOPT_IO_PAGETABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <iopt/domain.h>
+
+#include "interval_tree.h"
+#include "lock.h"
+#include "util.h"
+
+#ifndef IOPT_PAGE_SHIFT
+/* The CPU page size the core works in (the kernel's PAGE_SIZE, x86-64). */
+#define IOPT_PAGE_SHIFT 12
+#define IOPT_PAGE_SIZE (UINT64_C(1) << IOPT_PAGE_SHIFT)
+#endif
+/* Transparent huge page size: the cap of the auto-IOVA alignment heuristic. */
+#define IOPT_HPAGE_SIZE (UINT64_C(1) << 21)
+
+struct iopt_ctx;
+struct iopt_pages;
+
+/* flags for iopt_map_pages() and friends */
+#define IOPT_ALLOC_IOVA (1u << 0)	/* choose the IOVA; *iova is output only */
+
+/*
+ * Locking legend for the structs below:
+ *  (d) io_pagetable::domains_rwsem
+ *  (i) io_pagetable::iova_rwsem
+ *  (p) the area's pages->mutex
+ *  (c) constant after init (or after insertion, for immutable area fields)
+ */
+
+/**
+ * struct iopt_area - one IOVA range backed by a slice of one iopt_pages.
+ * @node: (i) the IOVA interval [iova, last_iova] in io_pagetable::area_itree.
+ * @pages_node: (p) the page-index interval inside @pages; linked into
+ *	pages->domains_itree exactly while @storage_domain is set.
+ * @iopt: (c) the owning io_pagetable.
+ * @pages: (i) the PFN source, NULL while the area is built or torn down;
+ *	holds one reference on it.
+ * @storage_domain: (p) the attached domain that holds this area's PFNs, NULL
+ *	when the IOAS has no domain.
+ * @page_offset: (c) bytes into the first page where the area starts.
+ * @iommu_prot: (c) IOPT_PROT_READ/WRITE/CACHE bits.
+ * @prevent_access: (i) set by an unmap waiting for accesses to let go; new
+ *	pins and rw on the area then fail with -EINVAL.
+ * @num_accesses: (p, read under i write) outstanding access pins.
+ * @num_locks: (p, read under i write) the subset of @num_accesses taken by
+ *	internal (locking) accesses; unmap then fails with -EBUSY.
+ */
+struct iopt_area {
+	struct iopt_itree_node node;
+	struct iopt_itree_node pages_node;
+	struct io_pagetable *iopt;
+	struct iopt_pages *pages;
+	struct iopt_domain *storage_domain;
+	unsigned int page_offset;
+	int iommu_prot;
+	bool prevent_access;
+	unsigned int num_accesses;
+	unsigned int num_locks;
+};
+
+/* An allowed range: auto IOVA stays inside them; they never become reserved. */
+struct iopt_allowed {
+	struct iopt_itree_node node;	/* (i) */
+};
+
+/* A reserved range, tagged with the cookie of whoever reserved it. */
+struct iopt_reserved {
+	struct iopt_itree_node node;	/* (i) */
+	const void *owner;		/* (c) domain, device or user cookie */
+};
+
+/**
+ * struct iopt_access_ops - what io_pagetable needs from an access (device.c's
+ * iommufd_access, implemented by access.c).
+ * @unmap: ask the driver to drop, synchronously, every pin that intersects
+ *	[iova, iova + length). NULL for internal (locking) accesses, which are
+ *	never asked. Called with no io_pagetable lock held.
+ * @tryget: take a reference that keeps the access alive across @unmap;
+ *	false when the access is being destroyed (it is then skipped).
+ * @put: drop the @tryget reference.
+ */
+struct iopt_access_ops {
+	void (*unmap)(void *access, uint64_t iova, uint64_t length);
+	bool (*tryget)(void *access);
+	void (*put)(void *access);
+};
+
+/* One slot of io_pagetable::accesses; a NULL @access is a free slot. */
+struct iopt_access_slot {
+	void *access;
+	const struct iopt_access_ops *ops;
+	uint64_t iova_alignment;	/* 1 for rw-only, IOPT_PAGE_SIZE if it pins */
+};
+
+/* Access ids are 16 bits, as the kernel's xa_limit_16b. */
+#define IOPT_ACCESS_ID_MAX 0xffffu
+
+/**
+ * struct io_pagetable - the IO address space of one IOAS.
+ *
+ * LOCK ORDER: domains_rwsem -> iova_rwsem -> pages->mutex (an access's
+ * ioas_lock comes before domains_rwsem). Map inserts its areas with pages ==
+ * NULL before taking domains_rwsem and publishes them inside its read side, so
+ * a concurrent attach either sees the area or the area's fill saw the domain.
+ *
+ * @domains_rwsem: guards @domains, @ndomains, @domains_cap and @accesses.
+ *	Writers: domain attach/detach, access add/remove, the large-page
+ *	toggles. Readers: map (fill) and unmap (unfill).
+ * @iova_rwsem: guards the three trees, every area's node and pages pointer,
+ *	@iova_alignment and @disable_large_pages.
+ * @area_itree: (i) struct iopt_area::node, never overlapping.
+ * @allowed_itree: (i) struct iopt_allowed::node, never overlapping.
+ * @reserved_itree: (i) struct iopt_reserved::node, may overlap each other
+ *	but never an area or an allowed range.
+ * @iova_alignment: (i) byte alignment of every IOVA, length and in-page
+ *	offset: the largest of the domains' smallest page sizes, the accesses'
+ *	alignments and IOPT_PAGE_SIZE when large pages are disabled; 1 for a
+ *	bare IOAS; never above IOPT_PAGE_SIZE.
+ * @disable_large_pages: (i, written under d and i) map every page with its
+ *	own call (VFIO type1 v1, HUGE_PAGES=0), so areas in domains can split.
+ * @domains: (d) dense array of the attached domains, @ndomains long; the
+ *	array itself has room for @domains_cap.
+ * @accesses: (d) access slots, indexed by access id; @naccess_slots long.
+ */
+struct io_pagetable {
+	struct iopt_rwlock domains_rwsem;
+	struct iopt_rwlock iova_rwsem;
+
+	struct iopt_itree_root area_itree;
+	struct iopt_itree_root allowed_itree;
+	struct iopt_itree_root reserved_itree;
+	uint64_t iova_alignment;
+	bool disable_large_pages;
+
+	struct iopt_domain **domains;
+	size_t ndomains;
+	size_t domains_cap;
+
+	struct iopt_access_slot *accesses;
+	size_t naccess_slots;
+};
+
+/*
+ * struct iopt_ioas - the public IOAS object (the kernel's iommufd_ioas).
+ * @iopt: the address space.
+ * @ctx: (c) the owning context, borrowed; outlives the IOAS.
+ * @id: (c) small object id, unique in @ctx while the IOAS lives.
+ */
+struct iopt_ioas {
+	struct io_pagetable iopt;
+	struct iopt_ctx *ctx;
+	uint32_t id;
+};
+
+/* ---- area accessors ---- */
+
+static inline uint64_t iopt_area_index(const struct iopt_area *area)
+{
+	return area->pages_node.start;
+}
+
+static inline uint64_t iopt_area_last_index(const struct iopt_area *area)
+{
+	return area->pages_node.last;
+}
+
+static inline uint64_t iopt_area_iova(const struct iopt_area *area)
+{
+	return area->node.start;
+}
+
+static inline uint64_t iopt_area_last_iova(const struct iopt_area *area)
+{
+	return area->node.last;
+}
+
+/* Wraps to 0 only for an area covering all 2^64 IOVAs, which map refuses. */
+static inline uint64_t iopt_area_length(const struct iopt_area *area)
+{
+	return (area->node.last - area->node.start) + 1;
+}
+
+/*
+ * Byte offset inside the iopt_pages of @iova, which must lie inside @area:
+ * start_byte / IOPT_PAGE_SIZE is the page index, the remainder the in-page
+ * offset.
+ */
+static inline uint64_t iopt_area_start_byte(const struct iopt_area *area,
+					    uint64_t iova)
+{
+	return (iova - iopt_area_iova(area)) + area->page_offset +
+	       iopt_area_index(area) * IOPT_PAGE_SIZE;
+}
+
+static inline uint64_t iopt_area_iova_to_index(const struct iopt_area *area,
+					       uint64_t iova)
+{
+	return iopt_area_start_byte(area, iova) / IOPT_PAGE_SIZE;
+}
+
+/*
+ * iopt_<name>_iter_first/next(): walk the areas, allowed or reserved ranges
+ * overlapping [start, last] in ascending order. Locking: iova_rwsem, shared;
+ * the tree must not change during the walk.
+ */
+#define IOPT_MAKE_ITER(name)                                                   \
+	static inline struct iopt_##name *iopt_##name##_iter_first(            \
+		struct io_pagetable *iopt, uint64_t start, uint64_t last)      \
+	{                                                                      \
+		struct iopt_itree_node *node;                                  \
+									       \
+		iopt_assert_held(&iopt->iova_rwsem);                           \
+		node = iopt_itree_iter_first(&iopt->name##_itree, start,       \
+					     last);                            \
+		return node ? container_of(node, struct iopt_##name, node) :   \
+			      NULL;                                            \
+	}                                                                      \
+	static inline struct iopt_##name *iopt_##name##_iter_next(             \
+		struct iopt_##name *prev, uint64_t start, uint64_t last)       \
+	{                                                                      \
+		struct iopt_itree_node *node;                                  \
+									       \
+		node = iopt_itree_iter_next(&prev->node, start, last);         \
+		return node ? container_of(node, struct iopt_##name, node) :   \
+			      NULL;                                            \
+	}
+
+IOPT_MAKE_ITER(area)
+IOPT_MAKE_ITER(allowed)
+IOPT_MAKE_ITER(reserved)
+#undef IOPT_MAKE_ITER
+
+#define iopt_for_each_area(area, iopt, start, last)                            \
+	for ((area) = iopt_area_iter_first(iopt, start, last); (area);         \
+	     (area) = iopt_area_iter_next(area, start, last))
+
+/*
+ * Contiguous-area iterator: walks areas that are back to back starting with
+ * the one containing the first IOVA, stopping at a gap, at an area that does
+ * not start at the previous last + 1, or at an area with pages == NULL. After
+ * the loop, iopt_area_contig_done() says whether [iova, last_iova] was fully
+ * covered. Every "must be fully mapped" operation (copy, access pin and rw,
+ * dirty read) is built on it. cur_iova is the first IOVA of the current area
+ * that lies in the range.
+ */
+struct iopt_area_contig_iter {
+	uint64_t cur_iova;
+	uint64_t last_iova;
+	struct iopt_area *area;
+};
+
+struct iopt_area *iopt_area_contig_init(struct iopt_area_contig_iter *iter,
+					struct io_pagetable *iopt,
+					uint64_t iova, uint64_t last_iova);
+struct iopt_area *iopt_area_contig_next(struct iopt_area_contig_iter *iter);
+
+static inline bool iopt_area_contig_done(const struct iopt_area_contig_iter *iter)
+{
+	return iter->area && iter->last_iova <= iopt_area_last_iova(iter->area);
+}
+
+#define iopt_for_each_contig_area(iter, area, iopt, iova, last_iova)          \
+	for ((area) = iopt_area_contig_init(iter, iopt, iova, last_iova);      \
+	     (area); (area) = iopt_area_contig_next(iter))
+
+/*
+ * A list of page slices to map back to back (one element per future area),
+ * the kernel's iopt_pages_list. Each element holds one reference on @pages
+ * until iopt_map_pages() moves it into the area.
+ */
+struct iopt_pages_elm {
+	struct iopt_pages *pages;
+	struct iopt_area *area;
+	uint64_t start_byte;
+	uint64_t length;
+};
+
+struct iopt_pages_list {
+	struct iopt_pages_elm *elms;
+	size_t n;
+	size_t cap;
+};
+
+/* ---- io_pagetable.c ---- */
+
+void iopt_init_table(struct io_pagetable *iopt);
+void iopt_destroy_table(struct io_pagetable *iopt);
+
+int iopt_map_pages(struct io_pagetable *iopt, struct iopt_pages_list *list,
+		   uint64_t length, uint64_t *dst_iova, int iommu_prot,
+		   unsigned int flags);
+int iopt_map_user_pages(struct iopt_ctx *ctx, struct io_pagetable *iopt,
+			uint64_t *iova, void *uptr, uint64_t length,
+			int iommu_prot, unsigned int flags);
+int iopt_map_file_pages(struct iopt_ctx *ctx, struct io_pagetable *iopt,
+			uint64_t *iova, int memfd, uint64_t start,
+			uint64_t length, int iommu_prot, unsigned int flags);
+int iopt_get_pages(struct io_pagetable *iopt, uint64_t iova, uint64_t length,
+		   struct iopt_pages_list *list);
+void iopt_free_pages_list(struct iopt_pages_list *list);
+
+int iopt_unmap_iova(struct io_pagetable *iopt, uint64_t iova, uint64_t length,
+		    uint64_t *unmapped);
+int iopt_unmap_all(struct io_pagetable *iopt, uint64_t *unmapped);
+
+int iopt_set_allow_iova(struct io_pagetable *iopt,
+			struct iopt_itree_root *allowed);
+int iopt_reserve_iova(struct io_pagetable *iopt, uint64_t start, uint64_t last,
+		      const void *owner);
+void iopt_remove_reserved_iova(struct io_pagetable *iopt, const void *owner);
+
+int iopt_table_add_domain(struct io_pagetable *iopt, struct iopt_domain *domain);
+void iopt_table_remove_domain(struct io_pagetable *iopt,
+			      struct iopt_domain *domain);
+
+int iopt_cut_iova(struct io_pagetable *iopt, const uint64_t *iovas, size_t n);
+void iopt_enable_large_pages(struct io_pagetable *iopt);
+int iopt_disable_large_pages(struct io_pagetable *iopt);
+
+int iopt_add_access(struct io_pagetable *iopt, void *access,
+		    const struct iopt_access_ops *ops, uint64_t iova_alignment,
+		    uint32_t *id);
+void iopt_remove_access(struct io_pagetable *iopt, uint32_t id);
+
+/* Tests and debugging: a hash of the layout, and the invariant checker. */
+uint64_t iopt_table_digest(struct io_pagetable *iopt);
+int iopt_table_check(struct io_pagetable *iopt);
+
+/* ---- dirty.c ---- */
+
+int iopt_set_dirty_tracking(struct io_pagetable *iopt,
+			    struct iopt_domain *domain, bool enable);
+int iopt_read_and_clear_dirty_data(struct io_pagetable *iopt,
+				   struct iopt_domain *domain, uint64_t iova,
+				   uint64_t length, uint64_t page_size,
+				   unsigned int flags, void *bitmap);
+
+#endif /* IOPT_IO_PAGETABLE_H */
