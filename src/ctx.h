@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctx.h - struct iopt_ctx for the rest of the library: the object count that
+ * guards the accounting mode, memory-lock charging, and the refusal log.
+ *
+ * Charging follows the kernel's iopt_pages_update_pinned(): a holder pins first
+ * (src/pin.h), then charges the pages it newly pinned in one call, and unpins
+ * them if the charge is refused. Uncharging never fails. A holder records the
+ * mode when it is created (iopt_ctx_account_mode()) and passes that mode to
+ * every charge and uncharge of its own, so its books balance even though the
+ * context's mode can change once the context is empty again.
+ *
+ * Locking legend for struct iopt_ctx:
+ *   (m) ctx->mutex   (r) iopt_phys_lock(), the registry lock
+ *   (a) atomic       (c) constant after iopt_ctx_alloc()
+ *   (l) written only by iopt_ctx_set_log(), which must not race with users
+ * Lock order: ctx->mutex and the registry lock are never held together.
+ */
+#ifndef IOPT_SRC_CTX_H
+#define IOPT_SRC_CTX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <iopt/ctx.h>
+
+#include "lock.h"
+#include "util.h"
+
+struct iopt_acct_user;
+
+struct iopt_ctx {
+	struct iopt_mutex mutex;			/* class IOPT_LOCK_LEAF */
+	enum iopt_account_mode account_mode;	/* (m) */
+	unsigned long nobjects;			/* (m) live objects made from ctx */
+
+	enum iopt_pin_backend backend;		/* (c) */
+	enum iopt_phys_model model;		/* (c) */
+	bool limit_explicit;			/* (c) IOPT_CTX_LIMIT was given */
+	uint64_t limit_pages;			/* (c) valid if limit_explicit */
+	bool cap_ipc_lock;			/* (c) uncapped by default */
+	struct iopt_acct_user *user;		/* (c) holds a reference */
+
+	_Atomic uint64_t pages_charged;		/* (a) */
+	_Atomic uint64_t peak_pages_charged;	/* (a) */
+
+	uint64_t pages_pinned;			/* (r) */
+	uint64_t peak_pages_pinned;		/* (r) */
+
+	iopt_log_fn log_fn;			/* (l) NULL: logging off */
+	void *log_data;				/* (l) */
+};
+
+/**
+ * iopt_ctx_obj_get() - count one more object made from @ctx.
+ *
+ * While the count is above zero the accounting mode cannot change (-EBUSY).
+ * Locking: takes ctx->mutex.
+ */
+void iopt_ctx_obj_get(struct iopt_ctx *ctx);
+
+/** iopt_ctx_obj_put() - undo iopt_ctx_obj_get(). Locking: takes ctx->mutex. */
+void iopt_ctx_obj_put(struct iopt_ctx *ctx);
+
+/**
+ * iopt_ctx_charge() - charge newly pinned pages to the memory-lock counter.
+ * @ctx: context.
+ * @mode: the holder's mode, recorded when the holder was created.
+ * @npages: pages to add.
+ *
+ * USER adds to the per-user counter, MM to the per-process one, both atomically
+ * checked against the context's limit; NONE only counts for the statistics.
+ *
+ * Return: 0, or -ENOMEM when the counter would pass the limit (logged).
+ * On failure: nothing is charged; the caller unpins what it pinned.
+ */
+int iopt_ctx_charge(struct iopt_ctx *ctx, enum iopt_account_mode mode,
+		    uint64_t npages);
+
+/**
+ * iopt_ctx_uncharge() - undo iopt_ctx_charge() of @npages in @mode. Cannot fail.
+ */
+void iopt_ctx_uncharge(struct iopt_ctx *ctx, enum iopt_account_mode mode,
+		       uint64_t npages);
+
+/**
+ * iopt_ctx_log() - report a refusal through the context's log callback.
+ * @ctx: context.
+ * @...: printf format and arguments.
+ *
+ * A macro so that nothing is formatted, or even evaluated, when logging is off.
+ */
+#define iopt_ctx_log(ctx, ...)                                  \
+	do {                                                    \
+		if (iopt_unlikely((ctx)->log_fn != NULL))       \
+			iopt_ctx_log_emit((ctx), __VA_ARGS__);  \
+	} while (0)
+
+/* The out-of-line half of iopt_ctx_log(); call through the macro. */
+void iopt_ctx_log_emit(struct iopt_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif /* IOPT_SRC_CTX_H */

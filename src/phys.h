@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * phys.h - the frame table's interface to the pin registry (src/pin.c).
+ *
+ * The registry decides when a host page needs a frame; this module decides which
+ * frame, by contiguity model, and keeps frame -> host for iopt_phys_to_host().
+ * Two kinds of reservation exist:
+ * - a chunk: 512 frames, 2 MiB-aligned, reserved for one 2 MiB host chunk under
+ *   CONTIGUOUS or FOLIO; page i of the host chunk uses frame base + i, and
+ *   resolves while the registry's count for page i says it is pinned;
+ * - a single frame under SCATTERED, which resolves from its reservation to its
+ *   release.
+ *
+ * Vocabulary: a "frame" is a simulated PFN (paddr >> 12); a "host chunk" is a
+ * host address >> 21.
+ *
+ * Locking: one mutex, iopt_phys_lock(), guards the frame table and, because every
+ * registry change assigns or frees frames, the pin registry too. Every _locked
+ * function needs it; iopt_phys_to_host() needs nothing.
+ */
+#ifndef IOPT_SRC_PHYS_H
+#define IOPT_SRC_PHYS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <iopt/phys.h>
+
+#define IOPT_PHYS_CHUNK_SHIFT	9	/* frames per chunk: 2 MiB */
+#define IOPT_PHYS_CHUNK_FRAMES	(1u << IOPT_PHYS_CHUNK_SHIFT)
+#define IOPT_PHYS_GIG_SHIFT	18	/* frames per gig: 1 GiB */
+
+void iopt_phys_lock(void);
+void iopt_phys_unlock(void);
+
+/* Bits of a registry pin count that say "pinned" (the top bit is a flag). */
+#define IOPT_PHYS_PINNED_MASK	0x7fffffffu
+
+/**
+ * struct iopt_phys_chunk - how the frames of a CONTIGUOUS or FOLIO chunk resolve.
+ * @host_base: host address of the page behind the chunk's first frame.
+ * @pinned: the registry's 512 per-page pin counts for that host chunk; frame
+ *	    base + i resolves to @host_base + i * 4 KiB exactly while
+ *	    pinned[i] & IOPT_PHYS_PINNED_MASK is non-zero.
+ *
+ * Lives inside the registry's own per-chunk record (no table of 512 host
+ * addresses is needed: a linear chunk costs the frame table one pointer), is
+ * filled in before iopt_phys_chunk_reserve_locked() and stays constant until
+ * iopt_phys_chunk_release_locked(). The counts are written with relaxed atomic
+ * stores under the lock and read lock-free by iopt_phys_to_host().
+ */
+struct iopt_phys_chunk {
+	uintptr_t host_base;
+	const _Atomic uint32_t *pinned;
+};
+
+/**
+ * iopt_phys_chunk_reserve_locked() - reserve 512 frames for one host chunk.
+ * @model: IOPT_PHYS_CONTIGUOUS or IOPT_PHYS_FOLIO.
+ * @host_chunk: host address >> 21 of the chunk.
+ * @run_last_chunk: last host chunk of the range being pinned (>= @host_chunk);
+ *		    CONTIGUOUS keeps room for the whole range to stay one run.
+ * @chunk: filled-in resolution record, borrowed until the release.
+ * @frame_base: receives the first frame, a multiple of 512.
+ *
+ * CONTIGUOUS gives frame_base % 2^18 == (@host_chunk % 512) * 512, from the frame
+ * gig mirroring @host_chunk's host gig, and mirrors neighbouring host gigs on
+ * neighbouring frame gigs when it can. FOLIO gives a chunk that is adjacent to
+ * no other reserved chunk.
+ *
+ * Return: 0; -ENOMEM when out of memory or out of simulated frames.
+ * On failure: nothing changes.
+ * Locking: iopt_phys_lock() held.
+ */
+int iopt_phys_chunk_reserve_locked(enum iopt_phys_model model,
+				   uint64_t host_chunk, uint64_t run_last_chunk,
+				   struct iopt_phys_chunk *chunk,
+				   uint64_t *frame_base);
+
+/**
+ * iopt_phys_chunk_release_locked() - undo iopt_phys_chunk_reserve_locked().
+ * @frame_base: as returned; no frame of the chunk may still resolve.
+ * Locking: iopt_phys_lock() held.
+ */
+void iopt_phys_chunk_release_locked(uint64_t frame_base);
+
+/**
+ * iopt_phys_frame_reserve_locked() - reserve one scattered frame for @host.
+ * @host: page-aligned host address the frame resolves to from now on.
+ * @frame: receives the frame; it resolves to @host on return.
+ *
+ * Return: 0, or -ENOMEM. On failure: nothing changes.
+ * Locking: iopt_phys_lock() held.
+ */
+int iopt_phys_frame_reserve_locked(void *host, uint64_t *frame);
+
+/**
+ * iopt_phys_frame_release_locked() - stop resolving and free a scattered frame.
+ * Locking: iopt_phys_lock() held.
+ */
+void iopt_phys_frame_release_locked(uint64_t frame);
+
+/**
+ * iopt_phys_bytes_locked() - Return: heap bytes the frame table uses now.
+ * Locking: iopt_phys_lock() held.
+ */
+size_t iopt_phys_bytes_locked(void);
+
+#endif /* IOPT_SRC_PHYS_H */

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_ctx.c - contexts and memory-lock accounting: options, limits (explicit,
+ * RLIMIT_MEMLOCK, CAP_IPC_LOCK), the modes and their counters, -EBUSY on a mode
+ * change, statistics, the refusal log, and the same limits as an unprivileged
+ * user with the populate-only backend.
+ *
+ * Charging is exercised the way a pages object does it (src/ctx.h): pin, then
+ * charge what was pinned, and unpin when the charge is refused.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <iopt/ctx.h>
+
+#include "alloc.h"
+#include "ctx.h"
+#include "pin.h"
+
+#define PG 4096ul
+
+static struct iopt_ctx *ctx_new(enum iopt_account_mode mode,
+				enum iopt_pin_backend backend, bool limited,
+				uint64_t limit)
+{
+	struct iopt_ctx_options o = {
+		.account_mode = mode,
+		.pin_backend = backend,
+		.flags = limited ? IOPT_CTX_LIMIT : 0,
+		.limit_pages = limit,
+	};
+	struct iopt_ctx *ctx = NULL;
+
+	return iopt_ctx_alloc(&o, &ctx) ? NULL : ctx;
+}
+
+/* The pages-object order: pin, charge, unpin on refusal. */
+static int pin_charged(struct iopt_ctx *ctx, void *buf, size_t n)
+{
+	enum iopt_account_mode mode = iopt_ctx_account_mode(ctx);
+	int rc = iopt_pin_range(ctx, (uintptr_t)buf, n, true, NULL);
+
+	if (rc)
+		return rc;
+	rc = iopt_ctx_charge(ctx, mode, n);
+	if (rc)
+		iopt_unpin_range(ctx, (uintptr_t)buf, n);
+	return rc;
+}
+
+static void unpin_uncharged(struct iopt_ctx *ctx, void *buf, size_t n)
+{
+	iopt_unpin_range(ctx, (uintptr_t)buf, n);
+	iopt_ctx_uncharge(ctx, iopt_ctx_account_mode(ctx), n);
+}
+
+static struct iopt_ctx_stats stats_of(struct iopt_ctx *ctx)
+{
+	struct iopt_ctx_stats st;
+
+	iopt_ctx_read_stats(ctx, &st);
+	return st;
+}
+
+static void *map_pages(size_t n)
+{
+	void *p = mmap(NULL, n * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void log_to_string(void *data, const char *msg)
+{
+	snprintf(data, 512, "%s", msg);
+}
+
+static void test_alloc_options(void **state)
+{
+	struct iopt_ctx_options bad[] = {
+		{ .account_mode = (enum iopt_account_mode)3 },
+		{ .pin_backend = (enum iopt_pin_backend)2 },
+		{ .phys_model = (enum iopt_phys_model)3 },
+		{ .flags = 2 },
+	};
+	struct iopt_ctx *ctx = (struct iopt_ctx *)&bad, *sentinel = ctx;
+	long live = iopt_alloc_live();
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < IOPT_ARRAY_SIZE(bad); i++) {
+		assert_int_equal(iopt_ctx_alloc(&bad[i], &ctx), -EINVAL);
+		assert_ptr_equal(ctx, sentinel);
+	}
+	assert_int_equal(iopt_alloc_live(), live);
+	assert_int_equal(iopt_ctx_alloc(NULL, &ctx), 0);
+	assert_int_equal(iopt_ctx_account_mode(ctx), IOPT_ACCOUNT_USER);
+	assert_int_equal(iopt_ctx_set_account_mode(ctx, (enum iopt_account_mode)9),
+			 -EINVAL);
+	iopt_ctx_destroy(ctx);
+	iopt_ctx_destroy(NULL);
+	assert_int_equal(iopt_alloc_live(), live);
+
+	/* Every allocation failure leaves nothing behind. */
+	for (i = 1;; i++) {
+		int rc;
+
+		iopt_fail_nth_arm(i);
+		rc = iopt_ctx_alloc(NULL, &ctx);
+		iopt_fail_nth_disarm();
+		if (!iopt_fail_nth_fired())
+			break;
+		assert_int_equal(rc, -ENOMEM);
+		assert_int_equal(iopt_alloc_live(), live);
+	}
+	iopt_ctx_destroy(ctx);
+}
+
+/* Limit N: N pages fit, N + 1 is refused and unwound, pins and charge alike. */
+static void test_limit_refuses_and_unwinds(void **state)
+{
+	struct iopt_ctx *ctx = ctx_new(IOPT_ACCOUNT_USER, IOPT_PIN_MLOCK, true, 16);
+	char *buf = map_pages(32), msg[512] = "";
+	struct iopt_ctx_stats st;
+
+	(void)state;
+	assert_non_null(ctx);
+	iopt_ctx_set_log(ctx, log_to_string, msg);
+	assert_int_equal(pin_charged(ctx, buf, 17), -ENOMEM);
+	st = stats_of(ctx);
+	assert_int_equal(st.registry_pages, 0);
+	assert_int_equal(st.pages_pinned, 0);
+	assert_int_equal(st.pages_charged, 0);
+	assert_int_equal(st.account_pages, 0);
+	assert_non_null(strstr(msg, "limit of 16 pages"));
+
+	assert_int_equal(pin_charged(ctx, buf, 16), 0);
+	assert_int_equal(pin_charged(ctx, buf + 16 * PG, 1), -ENOMEM);
+	/* Pages pinned again by a second holder are charged again, as in the kernel. */
+	assert_int_equal(pin_charged(ctx, buf, 1), -ENOMEM);
+	st = stats_of(ctx);
+	assert_int_equal(st.registry_pages, 16);
+	assert_int_equal(st.registry_locked_pages, 16);
+	assert_int_equal(st.pages_pinned, 16);
+	assert_int_equal(st.pages_charged, 16);
+	assert_int_equal(st.account_pages, 16);
+	assert_int_equal(st.limit_pages, 16);
+	unpin_uncharged(ctx, buf, 16);
+	st = stats_of(ctx);
+	assert_int_equal(st.pages_charged, 0);
+	assert_int_equal(st.account_pages, 0);
+	assert_int_equal(st.peak_pages_charged, 16);
+	/* The refused pin of page 0 did exist until its charge was refused. */
+	assert_int_equal(st.peak_pages_pinned, 17);
+	iopt_ctx_destroy(ctx);
+	munmap(buf, 32 * PG);
+}
+
+static void test_mode_none_uncapped(void **state)
+{
+	struct iopt_ctx *ctx = ctx_new(IOPT_ACCOUNT_NONE, IOPT_PIN_MLOCK, true, 16);
+	char *buf = map_pages(32);
+	struct iopt_ctx_stats st;
+
+	(void)state;
+	assert_non_null(ctx);
+	assert_int_equal(pin_charged(ctx, buf, 32), 0);
+	st = stats_of(ctx);
+	assert_int_equal(st.pages_charged, 32);
+	assert_int_equal(st.account_pages, 32);
+	assert_int_equal(st.limit_pages, IOPT_CTX_UNLIMITED);
+	unpin_uncharged(ctx, buf, 32);
+	iopt_ctx_destroy(ctx);
+	munmap(buf, 32 * PG);
+}
+
+/* USER and MM counters are shared by every context of the process. */
+static void test_counters_shared(void **state)
+{
+	static const enum iopt_account_mode modes[] = {
+		IOPT_ACCOUNT_USER, IOPT_ACCOUNT_MM,
+	};
+	size_t m;
+
+	(void)state;
+	for (m = 0; m < IOPT_ARRAY_SIZE(modes); m++) {
+		struct iopt_ctx *a = ctx_new(modes[m], IOPT_PIN_MLOCK, true, 16);
+		struct iopt_ctx *b = ctx_new(modes[m], IOPT_PIN_MLOCK, true, 16);
+
+		assert_non_null(a);
+		assert_non_null(b);
+		assert_int_equal(iopt_ctx_charge(a, modes[m], 10), 0);
+		assert_int_equal(iopt_ctx_charge(b, modes[m], 7), -ENOMEM);
+		assert_int_equal(stats_of(b).account_pages, 10);
+		assert_int_equal(stats_of(b).pages_charged, 0);
+		assert_int_equal(iopt_ctx_charge(b, modes[m], 6), 0);
+		assert_int_equal(stats_of(a).account_pages, 16);
+		/* The other mode's counter is separate. */
+		assert_int_equal(iopt_ctx_charge(a, modes[1 - m], 16), 0);
+		iopt_ctx_uncharge(a, modes[1 - m], 16);
+		iopt_ctx_uncharge(a, modes[m], 10);
+		iopt_ctx_uncharge(b, modes[m], 6);
+		assert_int_equal(stats_of(a).account_pages, 0);
+		iopt_ctx_destroy(a);
+		iopt_ctx_destroy(b);
+	}
+}
+
+static void test_mode_change_busy(void **state)
+{
+	struct iopt_ctx *ctx = ctx_new(IOPT_ACCOUNT_USER, IOPT_PIN_MLOCK, false, 0);
+
+	(void)state;
+	assert_non_null(ctx);
+	iopt_ctx_obj_get(ctx);
+	assert_int_equal(iopt_ctx_set_account_mode(ctx, IOPT_ACCOUNT_MM), -EBUSY);
+	assert_int_equal(iopt_ctx_account_mode(ctx), IOPT_ACCOUNT_USER);
+	iopt_ctx_obj_put(ctx);
+	assert_int_equal(iopt_ctx_set_account_mode(ctx, IOPT_ACCOUNT_MM), 0);
+	assert_int_equal(iopt_ctx_account_mode(ctx), IOPT_ACCOUNT_MM);
+	iopt_ctx_destroy(ctx);
+}
+
+/* No explicit limit: CAP_IPC_LOCK is uncapped, anyone else gets RLIMIT_MEMLOCK. */
+static void test_default_limit(void **state)
+{
+	struct iopt_ctx *ctx = ctx_new(IOPT_ACCOUNT_USER, IOPT_PIN_MLOCK, false, 0);
+	struct rlimit rl;
+	uint64_t want;
+
+	(void)state;
+	assert_non_null(ctx);
+	assert_int_equal(getrlimit(RLIMIT_MEMLOCK, &rl), 0);
+	want = ctx->cap_ipc_lock || rl.rlim_cur == RLIM_INFINITY ?
+		       IOPT_CTX_UNLIMITED : rl.rlim_cur / PG;
+	assert_int_equal(stats_of(ctx).limit_pages, want);
+	if (geteuid() == 0)
+		assert_true(ctx->cap_ipc_lock);
+	iopt_ctx_destroy(ctx);
+}
+
+static void test_log_off_by_default(void **state)
+{
+	struct iopt_ctx *ctx = ctx_new(IOPT_ACCOUNT_MM, IOPT_PIN_MLOCK, true, 0);
+	char msg[512] = "";
+
+	(void)state;
+	assert_non_null(ctx);
+	assert_int_equal(iopt_ctx_charge(ctx, IOPT_ACCOUNT_MM, 1), -ENOMEM);
+	iopt_ctx_set_log(ctx, log_to_string, msg);
+	assert_int_equal(iopt_ctx_charge(ctx, IOPT_ACCOUNT_MM, 1), -ENOMEM);
+	assert_non_null(strstr(msg, "MM counter"));
+	msg[0] = 0;
+	iopt_ctx_set_log(ctx, NULL, NULL);
+	assert_int_equal(iopt_ctx_charge(ctx, IOPT_ACCOUNT_MM, 1), -ENOMEM);
+	assert_string_equal(msg, "");
+	assert_int_equal(iopt_ctx_charge(ctx, IOPT_ACCOUNT_MM, 0), 0);
+	iopt_ctx_destroy(ctx);
+}
+
+/* ---- the same limits as an unprivileged user (forked child) ---- */
+
+#define CHILD_SKIP 77
+#define CHILD_CHECK(cond)                                                    \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			fprintf(stderr, "child %s:%d: %s\n", __FILE__,       \
+				__LINE__, #cond);                            \
+			_exit(1);                                            \
+		}                                                            \
+	} while (0)
+
+static int drop_to_nobody(char *why, size_t len)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return 0;	/* already unprivileged */
+	pw = getpwnam("nobody");
+	if (!pw) {
+		snprintf(why, len, "no user 'nobody'");
+		return -1;
+	}
+	if (setgroups(0, NULL) || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid)) {
+		snprintf(why, len, "cannot become 'nobody': %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void child_limits(void)
+{
+	struct rlimit rl = { 16 * PG, 16 * PG };
+	char *buf = map_pages(64), msg[512] = "";
+	struct iopt_ctx *ctx;
+
+	CHILD_CHECK(buf);
+	CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+
+	/* Explicit limit, populate-only backend. */
+	ctx = ctx_new(IOPT_ACCOUNT_USER, IOPT_PIN_POPULATE_ONLY, true, 8);
+	CHILD_CHECK(ctx && !ctx->cap_ipc_lock);
+	CHILD_CHECK(pin_charged(ctx, buf, 8) == 0);
+	CHILD_CHECK(pin_charged(ctx, buf + 8 * PG, 1) == -ENOMEM);
+	CHILD_CHECK(stats_of(ctx).registry_pages == 8);
+	CHILD_CHECK(stats_of(ctx).pages_charged == 8);
+	unpin_uncharged(ctx, buf, 8);
+	iopt_ctx_destroy(ctx);
+
+	/* Default limit: RLIMIT_MEMLOCK (16 pages), no CAP_IPC_LOCK. */
+	ctx = ctx_new(IOPT_ACCOUNT_MM, IOPT_PIN_POPULATE_ONLY, false, 0);
+	CHILD_CHECK(ctx);
+	CHILD_CHECK(stats_of(ctx).limit_pages == 16);
+	CHILD_CHECK(pin_charged(ctx, buf, 17) == -ENOMEM);
+	CHILD_CHECK(stats_of(ctx).registry_pages == 0);
+	CHILD_CHECK(pin_charged(ctx, buf, 16) == 0);
+	unpin_uncharged(ctx, buf, 16);
+	iopt_ctx_destroy(ctx);
+
+	/* Mode NONE: past the limit. */
+	ctx = ctx_new(IOPT_ACCOUNT_NONE, IOPT_PIN_POPULATE_ONLY, false, 0);
+	CHILD_CHECK(ctx);
+	CHILD_CHECK(pin_charged(ctx, buf, 64) == 0);
+	unpin_uncharged(ctx, buf, 64);
+	iopt_ctx_destroy(ctx);
+
+	/* The kernel itself refuses mlock past RLIMIT_MEMLOCK: -ENOMEM, logged. */
+	ctx = ctx_new(IOPT_ACCOUNT_NONE, IOPT_PIN_MLOCK, false, 0);
+	CHILD_CHECK(ctx);
+	iopt_ctx_set_log(ctx, log_to_string, msg);
+	CHILD_CHECK(iopt_pin_range(ctx, (uintptr_t)buf, 32, true, NULL) == -ENOMEM);
+	CHILD_CHECK(strstr(msg, "RLIMIT_MEMLOCK is 64 KiB"));
+	CHILD_CHECK(strstr(msg, "IOPT_PIN_POPULATE_ONLY"));
+	CHILD_CHECK(stats_of(ctx).registry_pages == 0);
+	CHILD_CHECK(iopt_pin_range(ctx, (uintptr_t)buf, 8, true, NULL) == 0);
+	iopt_unpin_range(ctx, (uintptr_t)buf, 8);
+	iopt_ctx_destroy(ctx);
+}
+
+static void test_unprivileged_limits(void **state)
+{
+	int pipefd[2], status;
+	char why[256] = "";
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe(pipefd), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(pipefd[0]);
+		if (drop_to_nobody(why, sizeof(why))) {
+			(void)!write(pipefd[1], why, strlen(why));
+			_exit(CHILD_SKIP);
+		}
+		child_limits();
+		_exit(0);
+	}
+	close(pipefd[1]);
+	(void)!read(pipefd[0], why, sizeof(why) - 1);
+	close(pipefd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == CHILD_SKIP) {
+		print_message("# skipped: %s\n", why);
+		skip();
+	}
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test(test_alloc_options),
+	cmocka_unit_test(test_limit_refuses_and_unwinds),
+	cmocka_unit_test(test_mode_none_uncapped),
+	cmocka_unit_test(test_counters_shared),
+	cmocka_unit_test(test_mode_change_busy),
+	cmocka_unit_test(test_default_limit),
+	cmocka_unit_test(test_log_off_by_default),
+	cmocka_unit_test(test_unprivileged_limits),
+};
+
+IOPT_TEST_MAIN(tests)
