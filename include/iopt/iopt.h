@@ -17,7 +17,6 @@
 #include <iopt/domain.h>	/* the domain-ops contract (iommu_domain_ops) */
 #include <iopt/ioas.h>		/* the IO address space */
 #include <iopt/access.h>	/* emulated devices that pin and copy */
-#include <iopt/check.h>		/* the invariant checker */
 #include <iopt/sim.h>		/* the simulated IOMMU */
 
 #endif /* IOPT_IOPT_H */
