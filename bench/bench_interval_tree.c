@@ -10,8 +10,9 @@
  * Baseline, measured in the same run: a sorted array of (start, last) with
  * binary-search insert/remove plus memmove, binary-search point query and a
  * linear scan. Its insert and remove cost O(N) each, so at large N it is timed
- * on the last K = min(N, 10000) inserts (into an array already holding N - K)
+ * on the last K = min(N, 2000) inserts (into an array already holding N - K)
  * and the first K removes (from the full array); that is its cost at size ~N.
+ * Each figure is the best round (lowest ns/op): the build machine is shared.
  *
  * Usage:
  *   bench_interval_tree              all sizes, ns/op
@@ -32,7 +33,7 @@
 #define AREA_SIZE 4096ull
 #define AREA_STRIDE 8192ull
 #define AREA_BASE (1ull << 20)
-#define ARRAY_SAMPLE 10000
+#define ARRAY_SAMPLE 2000
 
 #define PHASE __attribute__((noinline))
 
@@ -267,48 +268,50 @@ static PHASE uint64_t array_iterate_all(struct fixture *fx)
 
 enum { T_INSERT, T_QUERY, T_ITER, T_WALK, T_REMOVE, NR_TIMES };
 
+/* Best (lowest) ns per op of each phase over the rounds: the machine is shared. */
 struct times {
-	double tree[NR_TIMES];	/* total ns per phase */
+	double tree[NR_TIMES];
 	double array[NR_TIMES];
-	double tree_ops[NR_TIMES], array_ops[NR_TIMES];
 };
 
-#define TIMED(acc, ops, nops, expr)                                            \
+#define TIMED(best, nops, expr)                                                \
 	do {                                                                   \
 		uint64_t t0_ = bench_now_ns();                                 \
+		double per_op_;                                                \
 		expr;                                                          \
-		(acc) += (double)(bench_now_ns() - t0_);                       \
-		(ops) += (double)(nops);                                       \
+		per_op_ = (double)(bench_now_ns() - t0_) / (double)(nops);     \
+		if (per_op_ < (best))                                          \
+			(best) = per_op_;                                      \
 	} while (0)
+
+static void times_init(struct times *t)
+{
+	unsigned int i;
+
+	for (i = 0; i != NR_TIMES; i++)
+		t->tree[i] = t->array[i] = 1e300;
+}
 
 static void one_round(struct fixture *fx, struct times *t, size_t sample)
 {
 	size_t n = fx->n, k = n < sample ? n : sample;
 
-	TIMED(t->tree[T_INSERT], t->tree_ops[T_INSERT], n, tree_insert_all(fx));
+	TIMED(t->tree[T_INSERT], n, tree_insert_all(fx));
 	if (iopt_itree_check(&fx->root)) {
 		fprintf(stderr, "tree check failed\n");
 		exit(1);
 	}
-	TIMED(t->tree[T_QUERY], t->tree_ops[T_QUERY], n,
-	      bench_keep(tree_query_points(fx)));
-	TIMED(t->tree[T_ITER], t->tree_ops[T_ITER], n,
-	      bench_keep(tree_iterate_all(fx)));
-	TIMED(t->tree[T_WALK], t->tree_ops[T_WALK], n,
-	      bench_keep(tree_walk_all(fx)));
-	TIMED(t->tree[T_REMOVE], t->tree_ops[T_REMOVE], n, tree_remove_all(fx));
+	TIMED(t->tree[T_QUERY], n, bench_keep(tree_query_points(fx)));
+	TIMED(t->tree[T_ITER], n, bench_keep(tree_iterate_all(fx)));
+	TIMED(t->tree[T_WALK], n, bench_keep(tree_walk_all(fx)));
+	TIMED(t->tree[T_REMOVE], n, tree_remove_all(fx));
 
 	array_prefill(fx, k);
-	TIMED(t->array[T_INSERT], t->array_ops[T_INSERT], k,
-	      array_insert_last(fx, k));
-	TIMED(t->array[T_QUERY], t->array_ops[T_QUERY], n,
-	      bench_keep(array_query_points(fx)));
-	TIMED(t->array[T_ITER], t->array_ops[T_ITER], n,
-	      bench_keep(array_iterate_all(fx)));
+	TIMED(t->array[T_INSERT], k, array_insert_last(fx, k));
+	TIMED(t->array[T_QUERY], n, bench_keep(array_query_points(fx)));
+	TIMED(t->array[T_ITER], n, bench_keep(array_iterate_all(fx)));
 	t->array[T_WALK] = t->array[T_ITER];
-	t->array_ops[T_WALK] = t->array_ops[T_ITER];
-	TIMED(t->array[T_REMOVE], t->array_ops[T_REMOVE], k,
-	      array_remove_first(fx, k));
+	TIMED(t->array[T_REMOVE], k, array_remove_first(fx, k));
 }
 
 static void run_size(size_t n)
@@ -318,21 +321,21 @@ static void run_size(size_t n)
 		"iterate overlap [0,MAX] per node", "in-order walk per node",
 		"remove (random order)",
 	};
-	/* Enough rounds for ~1e6 tree operations per phase. */
-	unsigned int rounds = n >= 1000000 ? 1 : (unsigned int)(1000000 / n), r, i;
-	struct times t = { 0 };
+	/* ~1e6 tree operations per phase, and at least 3 rounds. */
+	unsigned int rounds = n >= 300000 ? 3 : (unsigned int)(1000000 / n), r, i;
 	struct fixture fx;
+	struct times t;
 
+	times_init(&t);
 	fixture_init(&fx, n);
 	for (r = 0; r != rounds; r++)
 		one_round(&fx, &t, ARRAY_SAMPLE);
-	printf("N = %zu (%u round%s)\n", n, rounds, rounds == 1 ? "" : "s");
+	printf("N = %zu (best of %u rounds)\n", n, rounds);
 	for (i = 0; i != NR_TIMES; i++) {
 		char what[64];
 
 		snprintf(what, sizeof(what), "  %s", names[i]);
-		bench_report(what, t.tree[i] / t.tree_ops[i],
-			     t.array[i] / t.array_ops[i], "ns/op");
+		bench_report(what, t.tree[i], t.array[i], "ns/op");
 	}
 	fixture_destroy(&fx);
 }
@@ -340,10 +343,11 @@ static void run_size(size_t n)
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--callgrind")) {
-		struct times t = { 0 };
 		struct fixture fx;
+		struct times t;
 
 		/* A smaller array sample keeps callgrind's run short. */
+		times_init(&t);
 		fixture_init(&fx, 100000);
 		one_round(&fx, &t, 1000);
 		fixture_destroy(&fx);

@@ -173,8 +173,9 @@ RB_INLINE void rb_insert_fixup(struct iopt_rb_node *node,
  * deficient side starts as the NULL link where the leaf was: its sibling cannot
  * be NULL, since it carried at least one black node.
  */
-static void rb_erase_fixup(struct iopt_rb_node *parent, struct iopt_rb_node **root,
-			   const struct rb_augment *aug)
+RB_INLINE void rb_erase_fixup(struct iopt_rb_node *parent,
+			      struct iopt_rb_node **root,
+			      const struct rb_augment *aug)
 {
 	struct iopt_rb_node *node = NULL, *sibling, *near, *far, *tmp;
 	unsigned int dir;	/* side of parent that the deficient node is on */

@@ -194,7 +194,10 @@ static void expect_spans(const struct span *got, size_t ngot,
 
 /* ---- hand-written layouts, checked against iterator and reference ---- */
 
+enum case_group { EMPTY, ADJACENT, OVERLAPPING, FULL_RANGE, WRAP_AT_TOP, PRIORITY };
+
 struct span_case {
+	enum case_group group;
 	struct itv t1[4], t2[4];
 	size_t n1, n2;
 	uint64_t first, last;
@@ -202,225 +205,169 @@ struct span_case {
 	size_t nwant;
 };
 
-/* Single-tree case: tree 2 must be empty; kinds are 0 hole / 1 used. */
-static void run_span_case(const struct span_case *c)
-{
-	static struct ttree t;
-	struct ttree *trees[1] = { &t };
-	struct span got[MAX_SPANS];
+/* Single-tree layouts (t1 only); kinds are 0 hole / 1 used. */
+static const struct span_case span_cases[] = {
+	{ EMPTY, .first = 0, .last = TOP, .want = { { 0, 0, TOP } }, .nwant = 1 },
+	{ EMPTY, .first = 5, .last = 5, .want = { { 0, 5, 5 } }, .nwant = 1 },
+	/* Intervals outside the range do not count. */
+	{ EMPTY, .t1 = { { 0, 9 }, { 21, TOP } }, .n1 = 2, .first = 10, .last = 20,
+	  .want = { { 0, 10, 20 } }, .nwant = 1 },
+	/* An empty range reports nothing. */
+	{ EMPTY, .t1 = { { 0, 9 } }, .n1 = 1, .first = 6, .last = 5, .nwant = 0 },
 
-	ttree_build(&t, c->t1, c->n1);
-	expect_spans(got, collect_span(&t, c->first, c->last, got), c->want,
-		     c->nwant);
-	expect_spans(got, ref_spans(trees, 1, c->first, c->last, got), c->want,
-		     c->nwant);
-}
+	{ ADJACENT, .t1 = { { 0, 9 }, { 10, 19 }, { 30, 39 } }, .n1 = 3,
+	  .first = 0, .last = 49,
+	  .want = { { 1, 0, 19 }, { 0, 20, 29 }, { 1, 30, 39 }, { 0, 40, 49 } },
+	  .nwant = 4 },
+	{ ADJACENT, .t1 = { { 0, 9 }, { 10, 19 }, { 30, 39 } }, .n1 = 3,
+	  .first = 10, .last = 35,
+	  .want = { { 1, 10, 19 }, { 0, 20, 29 }, { 1, 30, 35 } }, .nwant = 3 },
+	/* Holes of one index. */
+	{ ADJACENT, .t1 = { { 0, 0 }, { 2, 2 }, { 4, 4 } }, .n1 = 3,
+	  .first = 0, .last = 4,
+	  .want = { { 1, 0, 0 }, { 0, 1, 1 }, { 1, 2, 2 }, { 0, 3, 3 },
+		    { 1, 4, 4 } }, .nwant = 5 },
 
-static void run_double_case(const struct span_case *c)
+	{ OVERLAPPING, .t1 = { { 5, 15 }, { 10, 12 }, { 14, 30 }, { 40, 50 } },
+	  .n1 = 4, .first = 0, .last = 100,
+	  .want = { { 0, 0, 4 }, { 1, 5, 30 }, { 0, 31, 39 }, { 1, 40, 50 },
+		    { 0, 51, 100 } }, .nwant = 5 },
+	/* A long interval hides shorter ones that start later. */
+	{ OVERLAPPING, .t1 = { { 0, 100 }, { 10, 20 }, { 30, 40 }, { 102, 110 } },
+	  .n1 = 4, .first = 15, .last = 200,
+	  .want = { { 1, 15, 100 }, { 0, 101, 101 }, { 1, 102, 110 },
+		    { 0, 111, 200 } }, .nwant = 4 },
+
+	{ FULL_RANGE, .t1 = { { 0, TOP } }, .n1 = 1, .first = 0, .last = TOP,
+	  .want = { { 1, 0, TOP } }, .nwant = 1 },
+	{ FULL_RANGE, .t1 = { { 0, TOP } }, .n1 = 1, .first = 7, .last = 9,
+	  .want = { { 1, 7, 9 } }, .nwant = 1 },
+	{ FULL_RANGE, .t1 = { { 0, TOP - 1 } }, .n1 = 1, .first = 0, .last = TOP,
+	  .want = { { 1, 0, TOP - 1 }, { 0, TOP, TOP } }, .nwant = 2 },
+	{ FULL_RANGE, .t1 = { { 1, TOP } }, .n1 = 1, .first = 0, .last = TOP,
+	  .want = { { 0, 0, 0 }, { 1, 1, TOP } }, .nwant = 2 },
+
+	{ WRAP_AT_TOP, .t1 = { { TOP - 10, TOP } }, .n1 = 1, .first = TOP - 20,
+	  .last = TOP,
+	  .want = { { 0, TOP - 20, TOP - 11 }, { 1, TOP - 10, TOP } }, .nwant = 2 },
+	{ WRAP_AT_TOP, .t1 = { { TOP, TOP } }, .n1 = 1, .first = TOP, .last = TOP,
+	  .want = { { 1, TOP, TOP } }, .nwant = 1 },
+	{ WRAP_AT_TOP, .first = TOP, .last = TOP, .want = { { 0, TOP, TOP } },
+	  .nwant = 1 },
+	{ WRAP_AT_TOP, .t1 = { { TOP - 5, TOP - 3 }, { TOP - 2, TOP - 1 } },
+	  .n1 = 2, .first = TOP - 5, .last = TOP,
+	  .want = { { 1, TOP - 5, TOP - 1 }, { 0, TOP, TOP } }, .nwant = 2 },
+};
+
+/* Two-tree layouts; kinds are 0 hole, 1 tree 1, 2 tree 2. */
+static const struct span_case double_cases[] = {
+	{ EMPTY, .first = 0, .last = TOP, .want = { { 0, 0, TOP } }, .nwant = 1 },
+	{ EMPTY, .t1 = { { 0, 9 } }, .n1 = 1, .t2 = { { 0, 9 } }, .n2 = 1,
+	  .first = 10, .last = 10, .want = { { 0, 10, 10 } }, .nwant = 1 },
+	{ EMPTY, .t1 = { { 0, 9 } }, .n1 = 1, .first = 9, .last = 8, .nwant = 0 },
+
+	/* Tree 2 is cut where tree 1 begins, and resumes after it. */
+	{ PRIORITY, .t1 = { { 10, 19 } }, .n1 = 1, .t2 = { { 0, 29 } }, .n2 = 1,
+	  .first = 0, .last = 39,
+	  .want = { { 2, 0, 9 }, { 1, 10, 19 }, { 2, 20, 29 }, { 0, 30, 39 } },
+	  .nwant = 4 },
+	/* Tree 1 is reported whole even where tree 2 overlaps. */
+	{ PRIORITY, .t1 = { { 0, 29 } }, .n1 = 1, .t2 = { { 10, 39 } }, .n2 = 1,
+	  .first = 0, .last = 49,
+	  .want = { { 1, 0, 29 }, { 2, 30, 39 }, { 0, 40, 49 } }, .nwant = 3 },
+	/* Overlapping intervals within each tree merge first. */
+	{ OVERLAPPING, .t1 = { { 5, 8 }, { 7, 12 } }, .n1 = 2,
+	  .t2 = { { 0, 3 }, { 2, 6 }, { 13, 20 } }, .n2 = 3,
+	  .first = 0, .last = 25,
+	  .want = { { 2, 0, 4 }, { 1, 5, 12 }, { 2, 13, 20 }, { 0, 21, 25 } },
+	  .nwant = 4 },
+
+	{ ADJACENT, .t1 = { { 0, 9 } }, .n1 = 1, .t2 = { { 10, 19 } }, .n2 = 1,
+	  .first = 0, .last = 29,
+	  .want = { { 1, 0, 9 }, { 2, 10, 19 }, { 0, 20, 29 } }, .nwant = 3 },
+	/* Abutting intervals of one tree make one run. */
+	{ ADJACENT, .t1 = { { 10, 14 }, { 15, 19 } }, .n1 = 2,
+	  .t2 = { { 0, 4 }, { 5, 9 }, { 20, 24 } }, .n2 = 3,
+	  .first = 0, .last = 24,
+	  .want = { { 2, 0, 9 }, { 1, 10, 19 }, { 2, 20, 24 } }, .nwant = 3 },
+
+	{ FULL_RANGE, .t1 = { { 0, TOP } }, .n1 = 1, .t2 = { { 5, 10 } }, .n2 = 1,
+	  .first = 0, .last = TOP, .want = { { 1, 0, TOP } }, .nwant = 1 },
+	{ FULL_RANGE, .t2 = { { 0, TOP } }, .n2 = 1, .first = 0, .last = TOP,
+	  .want = { { 2, 0, TOP } }, .nwant = 1 },
+	{ FULL_RANGE, .t1 = { { 100, 199 } }, .n1 = 1, .t2 = { { 0, TOP } },
+	  .n2 = 1, .first = 0, .last = TOP,
+	  .want = { { 2, 0, 99 }, { 1, 100, 199 }, { 2, 200, TOP } }, .nwant = 3 },
+
+	{ WRAP_AT_TOP, .t1 = { { TOP - 5, TOP } }, .n1 = 1, .t2 = { { 0, TOP } },
+	  .n2 = 1, .first = 0, .last = TOP,
+	  .want = { { 2, 0, TOP - 6 }, { 1, TOP - 5, TOP } }, .nwant = 2 },
+	{ WRAP_AT_TOP, .t1 = { { TOP, TOP } }, .n1 = 1, .t2 = { { TOP - 1, TOP } },
+	  .n2 = 1, .first = TOP - 3, .last = TOP,
+	  .want = { { 0, TOP - 3, TOP - 2 }, { 2, TOP - 1, TOP - 1 },
+		    { 1, TOP, TOP } }, .nwant = 3 },
+	{ WRAP_AT_TOP, .t2 = { { TOP - 1, TOP } }, .n2 = 1, .first = TOP,
+	  .last = TOP, .want = { { 2, TOP, TOP } }, .nwant = 1 },
+	{ WRAP_AT_TOP, .first = TOP, .last = TOP, .want = { { 0, TOP, TOP } },
+	  .nwant = 1 },
+};
+
+/* Run one layout through an iterator over @ntrees trees and the reference. */
+static void run_case(const struct span_case *c, unsigned int ntrees)
 {
 	static struct ttree t1, t2;
 	struct ttree *trees[2] = { &t1, &t2 };
 	struct span got[MAX_SPANS];
+	size_t n;
 
 	ttree_build(&t1, c->t1, c->n1);
 	ttree_build(&t2, c->t2, c->n2);
-	expect_spans(got, collect_double(&t1, &t2, c->first, c->last, got),
-		     c->want, c->nwant);
-	expect_spans(got, ref_spans(trees, 2, c->first, c->last, got), c->want,
-		     c->nwant);
+	if (ntrees == 1) {
+		assert_int_equal(c->n2, 0);
+		n = collect_span(&t1, c->first, c->last, got);
+	} else {
+		n = collect_double(&t1, &t2, c->first, c->last, got);
+	}
+	expect_spans(got, n, c->want, c->nwant);
+	n = ref_spans(trees, ntrees, c->first, c->last, got);
+	expect_spans(got, n, c->want, c->nwant);
 }
 
-#define RUN_CASES(runner, cases)                                               \
-	do {                                                                   \
-		size_t i_;                                                     \
-		for (i_ = 0; i_ != IOPT_ARRAY_SIZE(cases); i_++)               \
-			runner(&(cases)[i_]);                                  \
-	} while (0)
-
-static void test_span_empty(void **state)
+static void run_group(enum case_group group, unsigned int ntrees)
 {
-	static const struct span_case cases[] = {
-		{ .first = 0, .last = TOP, .want = { { 0, 0, TOP } }, .nwant = 1 },
-		{ .first = 5, .last = 5, .want = { { 0, 5, 5 } }, .nwant = 1 },
-		/* Intervals outside the range do not count. */
-		{ .t1 = { { 0, 9 }, { 21, TOP } }, .n1 = 2, .first = 10, .last = 20,
-		  .want = { { 0, 10, 20 } }, .nwant = 1 },
-		/* An empty range reports nothing. */
-		{ .t1 = { { 0, 9 } }, .n1 = 1, .first = 6, .last = 5, .nwant = 0 },
-	};
+	const struct span_case *cases = ntrees == 1 ? span_cases : double_cases;
+	size_t i, count = ntrees == 1 ? IOPT_ARRAY_SIZE(span_cases) :
+					IOPT_ARRAY_SIZE(double_cases);
+	unsigned int ran = 0;
 
-	(void)state;
-	RUN_CASES(run_span_case, cases);
+	for (i = 0; i != count; i++) {
+		if (cases[i].group == group) {
+			run_case(&cases[i], ntrees);
+			ran++;
+		}
+	}
+	assert_true(ran > 0);
 }
 
-static void test_span_adjacent(void **state)
-{
-	static const struct span_case cases[] = {
-		{ .t1 = { { 0, 9 }, { 10, 19 }, { 30, 39 } }, .n1 = 3,
-		  .first = 0, .last = 49,
-		  .want = { { 1, 0, 19 }, { 0, 20, 29 }, { 1, 30, 39 },
-			    { 0, 40, 49 } }, .nwant = 4 },
-		{ .t1 = { { 0, 9 }, { 10, 19 }, { 30, 39 } }, .n1 = 3,
-		  .first = 10, .last = 35,
-		  .want = { { 1, 10, 19 }, { 0, 20, 29 }, { 1, 30, 35 } },
-		  .nwant = 3 },
-		/* Holes of one index. */
-		{ .t1 = { { 0, 0 }, { 2, 2 }, { 4, 4 } }, .n1 = 3,
-		  .first = 0, .last = 4,
-		  .want = { { 1, 0, 0 }, { 0, 1, 1 }, { 1, 2, 2 }, { 0, 3, 3 },
-			    { 1, 4, 4 } }, .nwant = 5 },
-	};
+/* One cmocka case per group, so that ctest names the layout that failed. */
+#define GROUP_CASE(name, group, ntrees)                                        \
+	static void name(void **state)                                         \
+	{                                                                      \
+		(void)state;                                                   \
+		run_group(group, ntrees);                                      \
+	}
 
-	(void)state;
-	RUN_CASES(run_span_case, cases);
-}
-
-static void test_span_overlapping(void **state)
-{
-	static const struct span_case cases[] = {
-		{ .t1 = { { 5, 15 }, { 10, 12 }, { 14, 30 }, { 40, 50 } }, .n1 = 4,
-		  .first = 0, .last = 100,
-		  .want = { { 0, 0, 4 }, { 1, 5, 30 }, { 0, 31, 39 },
-			    { 1, 40, 50 }, { 0, 51, 100 } }, .nwant = 5 },
-		/* A long interval hides shorter ones that start later. */
-		{ .t1 = { { 0, 100 }, { 10, 20 }, { 30, 40 }, { 102, 110 } },
-		  .n1 = 4, .first = 15, .last = 200,
-		  .want = { { 1, 15, 100 }, { 0, 101, 101 }, { 1, 102, 110 },
-			    { 0, 111, 200 } }, .nwant = 4 },
-	};
-
-	(void)state;
-	RUN_CASES(run_span_case, cases);
-}
-
-static void test_span_full_range(void **state)
-{
-	static const struct span_case cases[] = {
-		{ .t1 = { { 0, TOP } }, .n1 = 1, .first = 0, .last = TOP,
-		  .want = { { 1, 0, TOP } }, .nwant = 1 },
-		{ .t1 = { { 0, TOP } }, .n1 = 1, .first = 7, .last = 9,
-		  .want = { { 1, 7, 9 } }, .nwant = 1 },
-		{ .t1 = { { 0, TOP - 1 } }, .n1 = 1, .first = 0, .last = TOP,
-		  .want = { { 1, 0, TOP - 1 }, { 0, TOP, TOP } }, .nwant = 2 },
-		{ .t1 = { { 1, TOP } }, .n1 = 1, .first = 0, .last = TOP,
-		  .want = { { 0, 0, 0 }, { 1, 1, TOP } }, .nwant = 2 },
-	};
-
-	(void)state;
-	RUN_CASES(run_span_case, cases);
-}
-
-static void test_span_wrap_at_top(void **state)
-{
-	static const struct span_case cases[] = {
-		{ .t1 = { { TOP - 10, TOP } }, .n1 = 1, .first = TOP - 20,
-		  .last = TOP,
-		  .want = { { 0, TOP - 20, TOP - 11 }, { 1, TOP - 10, TOP } },
-		  .nwant = 2 },
-		{ .t1 = { { TOP, TOP } }, .n1 = 1, .first = TOP, .last = TOP,
-		  .want = { { 1, TOP, TOP } }, .nwant = 1 },
-		{ .first = TOP, .last = TOP, .want = { { 0, TOP, TOP } }, .nwant = 1 },
-		{ .t1 = { { TOP - 5, TOP - 3 }, { TOP - 2, TOP - 1 } }, .n1 = 2,
-		  .first = TOP - 5, .last = TOP,
-		  .want = { { 1, TOP - 5, TOP - 1 }, { 0, TOP, TOP } }, .nwant = 2 },
-	};
-
-	(void)state;
-	RUN_CASES(run_span_case, cases);
-}
-
-static void test_double_span_empty(void **state)
-{
-	static const struct span_case cases[] = {
-		{ .first = 0, .last = TOP, .want = { { 0, 0, TOP } }, .nwant = 1 },
-		{ .t1 = { { 0, 9 } }, .n1 = 1, .t2 = { { 0, 9 } }, .n2 = 1,
-		  .first = 10, .last = 10, .want = { { 0, 10, 10 } }, .nwant = 1 },
-		{ .t1 = { { 0, 9 } }, .n1 = 1, .first = 9, .last = 8, .nwant = 0 },
-	};
-
-	(void)state;
-	RUN_CASES(run_double_case, cases);
-}
-
-static void test_double_span_priority(void **state)
-{
-	static const struct span_case cases[] = {
-		/* Tree 2 is cut where tree 1 begins, and resumes after it. */
-		{ .t1 = { { 10, 19 } }, .n1 = 1, .t2 = { { 0, 29 } }, .n2 = 1,
-		  .first = 0, .last = 39,
-		  .want = { { 2, 0, 9 }, { 1, 10, 19 }, { 2, 20, 29 },
-			    { 0, 30, 39 } }, .nwant = 4 },
-		/* Tree 1 is reported whole even where tree 2 overlaps. */
-		{ .t1 = { { 0, 29 } }, .n1 = 1, .t2 = { { 10, 39 } }, .n2 = 1,
-		  .first = 0, .last = 49,
-		  .want = { { 1, 0, 29 }, { 2, 30, 39 }, { 0, 40, 49 } },
-		  .nwant = 3 },
-		/* Overlapping intervals within each tree merge first. */
-		{ .t1 = { { 5, 8 }, { 7, 12 } }, .n1 = 2,
-		  .t2 = { { 0, 3 }, { 2, 6 }, { 13, 20 } }, .n2 = 3,
-		  .first = 0, .last = 25,
-		  .want = { { 2, 0, 4 }, { 1, 5, 12 }, { 2, 13, 20 },
-			    { 0, 21, 25 } }, .nwant = 4 },
-	};
-
-	(void)state;
-	RUN_CASES(run_double_case, cases);
-}
-
-static void test_double_span_adjacent(void **state)
-{
-	static const struct span_case cases[] = {
-		{ .t1 = { { 0, 9 } }, .n1 = 1, .t2 = { { 10, 19 } }, .n2 = 1,
-		  .first = 0, .last = 29,
-		  .want = { { 1, 0, 9 }, { 2, 10, 19 }, { 0, 20, 29 } },
-		  .nwant = 3 },
-		/* Abutting intervals of one tree make one run. */
-		{ .t1 = { { 10, 14 }, { 15, 19 } }, .n1 = 2,
-		  .t2 = { { 0, 4 }, { 5, 9 }, { 20, 24 } }, .n2 = 3,
-		  .first = 0, .last = 24,
-		  .want = { { 2, 0, 9 }, { 1, 10, 19 }, { 2, 20, 24 } },
-		  .nwant = 3 },
-	};
-
-	(void)state;
-	RUN_CASES(run_double_case, cases);
-}
-
-static void test_double_span_full_range(void **state)
-{
-	static const struct span_case cases[] = {
-		{ .t1 = { { 0, TOP } }, .n1 = 1, .t2 = { { 5, 10 } }, .n2 = 1,
-		  .first = 0, .last = TOP, .want = { { 1, 0, TOP } }, .nwant = 1 },
-		{ .t2 = { { 0, TOP } }, .n2 = 1, .first = 0, .last = TOP,
-		  .want = { { 2, 0, TOP } }, .nwant = 1 },
-		{ .t1 = { { 100, 199 } }, .n1 = 1, .t2 = { { 0, TOP } }, .n2 = 1,
-		  .first = 0, .last = TOP,
-		  .want = { { 2, 0, 99 }, { 1, 100, 199 }, { 2, 200, TOP } },
-		  .nwant = 3 },
-	};
-
-	(void)state;
-	RUN_CASES(run_double_case, cases);
-}
-
-static void test_double_span_wrap_at_top(void **state)
-{
-	static const struct span_case cases[] = {
-		{ .t1 = { { TOP - 5, TOP } }, .n1 = 1, .t2 = { { 0, TOP } }, .n2 = 1,
-		  .first = 0, .last = TOP,
-		  .want = { { 2, 0, TOP - 6 }, { 1, TOP - 5, TOP } }, .nwant = 2 },
-		{ .t1 = { { TOP, TOP } }, .n1 = 1, .t2 = { { TOP - 1, TOP } },
-		  .n2 = 1, .first = TOP - 3, .last = TOP,
-		  .want = { { 0, TOP - 3, TOP - 2 }, { 2, TOP - 1, TOP - 1 },
-			    { 1, TOP, TOP } }, .nwant = 3 },
-		{ .t2 = { { TOP - 1, TOP } }, .n2 = 1, .first = TOP, .last = TOP,
-		  .want = { { 2, TOP, TOP } }, .nwant = 1 },
-		{ .first = TOP, .last = TOP, .want = { { 0, TOP, TOP } }, .nwant = 1 },
-	};
-
-	(void)state;
-	RUN_CASES(run_double_case, cases);
-}
+GROUP_CASE(test_span_empty, EMPTY, 1)
+GROUP_CASE(test_span_adjacent, ADJACENT, 1)
+GROUP_CASE(test_span_overlapping, OVERLAPPING, 1)
+GROUP_CASE(test_span_full_range, FULL_RANGE, 1)
+GROUP_CASE(test_span_wrap_at_top, WRAP_AT_TOP, 1)
+GROUP_CASE(test_double_span_empty, EMPTY, 2)
+GROUP_CASE(test_double_span_priority, PRIORITY, 2)
+GROUP_CASE(test_double_span_overlapping, OVERLAPPING, 2)
+GROUP_CASE(test_double_span_adjacent, ADJACENT, 2)
+GROUP_CASE(test_double_span_full_range, FULL_RANGE, 2)
+GROUP_CASE(test_double_span_wrap_at_top, WRAP_AT_TOP, 2)
 
 /* ---- randomized comparison with the reference ---- */
 
@@ -430,7 +377,7 @@ static void gen_layout(uint64_t *rng, uint64_t base, struct itv *itv, size_t *n)
 	uint64_t off;
 	size_t i;
 
-	*n = iopt_test_rand(rng) % (MAX_NODES / 2 + 1);
+	*n = iopt_test_rand(rng) % (MAX_NODES + 1);
 	for (i = 0; i != *n; i++) {
 		uint64_t r = iopt_test_rand(rng);
 
@@ -568,6 +515,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_span_advance_random),
 	cmocka_unit_test(test_double_span_empty),
 	cmocka_unit_test(test_double_span_priority),
+	cmocka_unit_test(test_double_span_overlapping),
 	cmocka_unit_test(test_double_span_adjacent),
 	cmocka_unit_test(test_double_span_full_range),
 	cmocka_unit_test(test_double_span_wrap_at_top),
