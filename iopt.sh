@@ -3,8 +3,8 @@
 #
 #   ./iopt.sh demo    install what is missing, build, run the end-to-end demo
 #   ./iopt.sh test    install what is missing, build with -Werror, run ctest, the
-#                     valgrind memcheck pass and the ASan+UBSan pass
-#   ./iopt.sh tsan    the ThreadSanitizer pass
+#                     valgrind memcheck pass, the ASan+UBSan pass and the TSan pass
+#   ./iopt.sh tsan    the ThreadSanitizer pass alone
 #   ./iopt.sh bench   release build, run every bench
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -39,15 +39,17 @@ cmd_demo() {
 
 cmd_test() {
 	deps
-	echo "== 1/3 build with -Werror, ctest"
+	echo "== 1/4 build with -Werror, ctest"
 	build ci
 	ctest --preset ci -j "$JOBS"
-	echo "== 2/3 valgrind memcheck (leaks and invalid accesses fail)"
+	echo "== 2/4 valgrind memcheck (leaks and invalid accesses fail)"
 	IOPT_TEST_QUICK=1 ctest --test-dir build/ci -T memcheck -LE 'install' -j "$JOBS" \
 		--output-on-failure
-	echo "== 3/3 ASan + UBSan"
+	echo "== 3/4 ASan + UBSan"
 	build asan
 	ctest --preset asan -j "$JOBS"
+	echo "== 4/4 ThreadSanitizer"
+	cmd_tsan
 	echo "== all test passes green"
 }
 
