@@ -44,6 +44,7 @@
 #include "alloc.h"
 #include "ctx.h"
 #include "io_pagetable.h"
+#include "objid.h"
 #include "pages.h"
 #include "pfn_store.h"
 
@@ -55,20 +56,6 @@ _Static_assert(IOPT_ACCESS_PAGE_SIZE == IOPT_PAGE_SIZE,
 
 /* Pins of up to this many pages need no heap for the frames (fast path). */
 #define ACCESS_STACK_FRAMES	16
-
-static _Atomic uint32_t access_next_id = 1;
-
-/* Object ids as the IOAS's: never 0, unique while 2^32 - 1 are not live. */
-static uint32_t access_alloc_id(void)
-{
-	uint32_t id;
-
-	do {
-		id = atomic_fetch_add_explicit(&access_next_id, 1,
-					       memory_order_relaxed);
-	} while (!id);
-	return id;
-}
 
 /* ---- what io_pagetable calls (struct iopt_access_ops) ---- */
 
@@ -148,7 +135,7 @@ int iopt_access_create(struct iopt_ctx *ctx,
 	access->internal = internal;
 	access->iova_alignment =
 		internal || ops->needs_pin_pages ? IOPT_PAGE_SIZE : 1;
-	access->id = access_alloc_id();
+	access->id = iopt_obj_id_alloc();
 	iopt_ctx_obj_get(ctx);
 	*out = access;
 	return 0;

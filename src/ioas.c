@@ -23,6 +23,7 @@
 #include "ctx.h"
 #include "domain.h"
 #include "io_pagetable.h"
+#include "objid.h"
 
 #define IOAS_MAP_FLAGS                                                         \
 	(IOPT_IOAS_MAP_FIXED_IOVA | IOPT_IOAS_MAP_WRITEABLE |                  \
@@ -40,20 +41,6 @@ static inline int ioas_trace(const char *op, const struct iopt_ioas *ioas,
 	return rc;
 }
 
-static _Atomic uint32_t ioas_next_id = 1;
-
-static uint32_t ioas_alloc_id(void)
-{
-	uint32_t id;
-
-	/* 0 is never valid; after 2^32 - 1 ids it is skipped on wrap */
-	do {
-		id = atomic_fetch_add_explicit(&ioas_next_id, 1,
-					       memory_order_relaxed);
-	} while (!id);
-	return id;
-}
-
 int iopt_ioas_alloc(struct iopt_ctx *ctx, struct iopt_ioas **out)
 {
 	struct iopt_ioas *ioas;
@@ -65,7 +52,7 @@ int iopt_ioas_alloc(struct iopt_ctx *ctx, struct iopt_ioas **out)
 		return ioas_trace("alloc", NULL, -ENOMEM);
 	iopt_init_table(&ioas->iopt);
 	ioas->ctx = ctx;
-	ioas->id = ioas_alloc_id();
+	ioas->id = iopt_obj_id_alloc();
 	iopt_ctx_obj_get(ctx);
 	*out = ioas;
 	return ioas_trace("alloc", ioas, 0);

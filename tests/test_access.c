@@ -341,6 +341,9 @@ static void access_create_args(void **state)
 	assert_int_not_equal(iopt_access_id(a), 0);
 	assert_int_not_equal(iopt_access_id(a), iopt_access_id(b));
 	assert_int_not_equal(iopt_access_id(b), iopt_access_id(c));
+	/* one id space for every object type, as one iommufd file's */
+	assert_int_not_equal(iopt_access_id(a), iopt_ioas_id(fx.ioas));
+	assert_int_not_equal(iopt_access_id(c), iopt_ioas_id(fx.ioas));
 	assert_int_equal(iopt_access_id(NULL), 0);
 	/* objects exist: the accounting mode is frozen */
 	assert_int_equal(iopt_ctx_set_account_mode(fx.ctx, IOPT_ACCOUNT_MM),

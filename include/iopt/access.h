@@ -113,8 +113,8 @@ IOPT_API int iopt_access_create(struct iopt_ctx *ctx,
 IOPT_API void iopt_access_destroy(struct iopt_access *access);
 
 /**
- * iopt_access_id() - Return: the access's object id (> 0, unique among
- * accesses in the process while it lives), or 0 for NULL.
+ * iopt_access_id() - Return: the access's object id (> 0, shared id space
+ * with IOASes, unique in the process while it lives), or 0 for NULL.
  * @access: the access.
  */
 IOPT_API uint32_t iopt_access_id(const struct iopt_access *access);
