@@ -681,8 +681,12 @@ again:
 			iopt_rwlock_unlock(&iopt->iova_rwsem);
 			iopt_rwlock_unlock(&iopt->domains_rwsem);
 
+			/*
+			 * Unlocked, another unmap may free the area: only the
+			 * bounds read under the lock may be used from here on.
+			 */
 			iopt_access_notify_unmap(iopt, area_first,
-						 iopt_area_length(area));
+						 area_last - area_first + 1);
 			if (++tries > IOPT_UNMAP_MAX_TRIES) {
 				iopt_refuse(iopt, "unmap: accesses keep area "
 					    "[0x%" PRIx64 ", 0x%" PRIx64

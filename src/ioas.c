@@ -115,13 +115,18 @@ static int conv_iommu_prot(unsigned int flags)
  * is read only for a fixed IOVA: otherwise it is an output (the ioctl's field
  * is always initialised, a C caller's output variable need not be).
  */
-static int check_map_args(const uint64_t *iova, uint64_t length,
-			  unsigned int flags)
+/*
+ * The ioctls' common checks, in the kernel's order: flags, then every input
+ * IOVA and the length against overflow, then prot. @src_iova is copy's source
+ * (0 for a map), checked with the rest as IOMMU_IOAS_COPY does.
+ */
+static int check_map_args(const uint64_t *iova, uint64_t src_iova,
+			  uint64_t length, unsigned int flags)
 {
 	if (flags & ~IOAS_MAP_FLAGS)
 		return -EOPNOTSUPP;
 	if (((flags & IOPT_IOAS_MAP_FIXED_IOVA) && *iova >= UINT64_MAX) ||
-	    length >= UINT64_MAX)
+	    src_iova >= UINT64_MAX || length >= UINT64_MAX)
 		return -EOVERFLOW;
 	if (!(flags & (IOPT_IOAS_MAP_WRITEABLE | IOPT_IOAS_MAP_READABLE)))
 		return -EINVAL;
@@ -149,7 +154,7 @@ static int ioas_map_source(struct iopt_ioas *ioas, const struct map_source *src,
 
 	if (!ioas || !iova)
 		return -EINVAL;
-	rc = check_map_args(iova, length, flags);
+	rc = check_map_args(iova, 0, length, flags);
 	if (rc)
 		return rc;
 	if (src->is_file && src->memfd < 0)
@@ -240,9 +245,7 @@ int iopt_ioas_copy(struct iopt_ioas *dst, uint64_t *dst_iova,
 
 	if (!dst || !dst_iova || !src)
 		return ioas_trace("copy", dst, -EINVAL);
-	rc = check_map_args(dst_iova, length, flags);
-	if (!rc && src_iova >= UINT64_MAX)
-		rc = -EOVERFLOW;
+	rc = check_map_args(dst_iova, src_iova, length, flags);
 	if (rc)
 		return ioas_trace("copy", dst, rc);
 
