@@ -362,7 +362,10 @@ int iopt_add_access(struct io_pagetable *iopt, void *access,
 		    uint32_t *id);
 void iopt_remove_access(struct io_pagetable *iopt, uint32_t id);
 
-/* Tests and debugging: a hash of the layout, and the invariant checker. */
+/*
+ * Tests and debugging (ioas_check.c): a hash of the layout, and the layout
+ * part of the invariant checker (iopt/check.h has the whole of it).
+ */
 uint64_t iopt_table_digest(struct io_pagetable *iopt);
 int iopt_table_check(struct io_pagetable *iopt);
 

@@ -18,5 +18,6 @@
 #include <iopt/ioas.h>		/* the IO address space */
 #include <iopt/access.h>	/* emulated devices that pin and copy */
 #include <iopt/sim.h>		/* the simulated IOMMU */
+#include <iopt/check.h>		/* the invariant checker, for tests */
 
 #endif /* IOPT_IOPT_H */

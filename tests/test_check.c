@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_check.c - the invariant checker (iopt/check.h, src/ioas_check.c).
+ *
+ * A checker that never fails proves nothing, so every case breaks one rule
+ * on purpose in a sound state (through internal fields, the domain's own ops
+ * or the pin registry), asserts that the checker answers -EUCLEAN and names
+ * the rule in the log, then repairs the state and asserts it passes again.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <iopt/access.h>
+#include <iopt/check.h>
+#include <iopt/ctx.h>
+#include <iopt/ioas.h>
+#include <iopt/sim.h>
+
+#include "io_pagetable.h"
+#include "model.h"
+#include "pages.h"
+#include "pin.h"
+
+#define PAGE IOPT_PAGE_SIZE
+#define RW (IOPT_IOAS_MAP_READABLE | IOPT_IOAS_MAP_WRITEABLE)
+#define FIXED IOPT_IOAS_MAP_FIXED_IOVA
+#define IOVA UINT64_C(0x100000)
+#define NPAGES 16
+
+struct fix {
+	struct iopt_ctx *ctx;
+	struct iopt_sim_iommu *iommu;
+	struct iopt_domain *dom;
+	struct iopt_ioas *a, *b;
+	struct model_drv drv;
+	uint8_t *buf;
+	char last[256];		/* the last checker report */
+};
+
+static void log_keep(void *data, const char *msg)
+{
+	struct fix *f = data;
+
+	if (!strncmp(msg, "check:", 6))
+		snprintf(f->last, sizeof(f->last), "%s", msg);
+}
+
+/* A: one domain, an area with an access pin; B: a copy, no domain. */
+static int setup(void **state)
+{
+	struct iopt_ctx_options opts = { .pin_backend = IOPT_PIN_POPULATE_ONLY };
+	/* 4 KiB leaves only, so one page can be unmapped behind the core */
+	struct iopt_sim_domain_config dcfg = { .pgsize_mask = PAGE };
+	struct fix *f = calloc(1, sizeof(*f));
+	uint64_t iova = IOVA;
+
+	assert_non_null(f);
+	f->buf = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(f->buf != MAP_FAILED);
+	assert_int_equal(iopt_ctx_alloc(&opts, &f->ctx), 0);
+	iopt_ctx_set_log(f->ctx, log_keep, f);
+	assert_int_equal(iopt_sim_iommu_alloc(NULL, &f->iommu), 0);
+	assert_int_equal(iopt_sim_domain_alloc(f->iommu, &dcfg, &f->dom), 0);
+	assert_int_equal(iopt_ioas_alloc(f->ctx, &f->a), 0);
+	assert_int_equal(iopt_ioas_alloc(f->ctx, &f->b), 0);
+	assert_int_equal(iopt_ioas_attach_domain(f->a, f->dom), 0);
+	assert_int_equal(iopt_ioas_map(f->a, f->buf, NPAGES * PAGE, &iova,
+				       FIXED | RW), 0);
+	assert_int_equal(iopt_ioas_copy(f->b, &iova, f->a, IOVA, 4 * PAGE,
+					FIXED | RW), 0);
+	model_drv_init(&f->drv);
+	assert_int_equal(iopt_access_create(f->ctx, &model_drv_ops, &f->drv, 0,
+					    &f->drv.access), 0);
+	assert_int_equal(iopt_access_attach(f->drv.access, f->b), 0);
+	assert_int_equal(model_drv_pin(&f->drv, IOVA + PAGE, 2 * PAGE, 0), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fix *f = *state;
+
+	iopt_access_destroy(f->drv.access);
+	model_drv_destroy(&f->drv);
+	iopt_ioas_detach_domain(f->a, f->dom);
+	assert_int_equal(iopt_ioas_destroy(f->a), 0);
+	assert_int_equal(iopt_ioas_destroy(f->b), 0);
+	f->dom->ops->free(f->dom);
+	iopt_sim_iommu_destroy(f->iommu);
+	iopt_ctx_destroy(f->ctx);
+	munmap(f->buf, NPAGES * PAGE);
+	free(f);
+	return 0;
+}
+
+static int check_all(struct fix *f)
+{
+	struct iopt_ioas *set[2] = { f->a, f->b };
+
+	f->last[0] = 0;
+	return iopt_ioas_check_set(set, 2, IOPT_CHECK_COMPLETE);
+}
+
+/* The check fails naming @what, and passes once @repair ran. */
+static void assert_broken(struct fix *f, const char *what)
+{
+	assert_int_equal(check_all(f), -EUCLEAN);
+	if (!strstr(f->last, what))
+		fail_msg("report \"%s\" does not name \"%s\"", f->last, what);
+}
+
+static struct iopt_area *area_at(struct iopt_ioas *ioas, uint64_t iova)
+{
+	struct iopt_area *area;
+
+	iopt_rwlock_read(&ioas->iopt.iova_rwsem);
+	area = iopt_area_iter_first(&ioas->iopt, iova, iova);
+	iopt_rwlock_unlock(&ioas->iopt.iova_rwsem);
+	return area;
+}
+
+static void sound_state_passes(void **state)
+{
+	struct fix *f = *state;
+
+	assert_int_equal(iopt_ioas_check(f->a), 0);
+	assert_int_equal(iopt_ioas_check(f->b), 0);
+	assert_int_equal(check_all(f), 0);
+	assert_int_equal(iopt_ioas_check(NULL), -EINVAL);
+	assert_int_equal(iopt_ioas_check_set(NULL, 1, 0), -EINVAL);
+	assert_int_equal(iopt_ioas_check_set(&f->a, 1, 2), -EOPNOTSUPP);
+	assert_int_equal(iopt_ioas_check_set(NULL, 0, 0), 0);
+}
+
+/* A domain page unmapped behind the core's back. */
+static void domain_contents(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_iotlb_gather g;
+	uint64_t pa = f->dom->ops->iova_to_phys(f->dom, IOVA + 5 * PAGE);
+	uint64_t mapped = 0;
+
+	iopt_iotlb_gather_init(&g);
+	assert_int_equal(f->dom->ops->unmap_pages(f->dom, IOVA + 5 * PAGE, PAGE,
+						  1, &g), PAGE);
+	f->dom->ops->iotlb_sync(f->dom, &g);
+	assert_broken(f, "domain 0 maps iova 0x105000");
+	assert_int_equal(f->dom->ops->map_pages(f->dom, IOVA + 5 * PAGE, pa,
+						PAGE, 1,
+						IOPT_PROT_READ | IOPT_PROT_WRITE,
+						&mapped), 0);
+	assert_int_equal(check_all(f), 0);
+}
+
+static void pinned_count(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_pages *pages = area_at(f->a, IOVA)->pages;
+
+	pages->npinned++;
+	assert_broken(f, "npinned");
+	pages->npinned--;
+	assert_int_equal(check_all(f), 0);
+}
+
+/* A store entry dropped while its access interval stays. */
+static void store_coverage(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_pages *pages = area_at(f->b, IOVA)->pages;
+	uint64_t frame;
+
+	assert_true(iopt_pfn_store_load(&pages->pinned_pfns, 1, &frame));
+	iopt_pfn_store_clear(&pages->pinned_pfns, 1, 1);
+	assert_broken(f, "not in the store");
+	assert_int_equal(iopt_pfn_store_insert(&pages->pinned_pfns, 1, 1,
+					       &frame), 0);
+	assert_int_equal(check_all(f), 0);
+}
+
+static void alignment_value(void **state)
+{
+	struct fix *f = *state;
+
+	f->a->iopt.iova_alignment = 2 * PAGE;
+	assert_broken(f, "alignment");
+	f->a->iopt.iova_alignment = PAGE;
+	assert_int_equal(check_all(f), 0);
+}
+
+/* An area that swallowed a reservation. */
+static void area_in_reservation(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_reserved *r = calloc(1, sizeof(*r));
+
+	r->node.start = IOVA + PAGE;
+	r->node.last = IOVA + PAGE;
+	r->owner = f;
+	iopt_rwlock_write(&f->b->iopt.iova_rwsem);
+	iopt_itree_insert(&r->node, &f->b->iopt.reserved_itree);
+	iopt_rwlock_unlock(&f->b->iopt.iova_rwsem);
+	assert_broken(f, "touches a reserved range");
+	iopt_rwlock_write(&f->b->iopt.iova_rwsem);
+	iopt_itree_remove(&r->node, &f->b->iopt.reserved_itree);
+	iopt_rwlock_unlock(&f->b->iopt.iova_rwsem);
+	free(r);
+	assert_int_equal(check_all(f), 0);
+}
+
+/*
+ * A pin no pages object accounts for: one IOAS alone cannot see it, the
+ * complete set does (registry and context counters).
+ */
+static void registry_sum(void **state)
+{
+	struct fix *f = *state;
+	uintptr_t page = (uintptr_t)(f->buf + 2 * PAGE);
+
+	assert_int_equal(iopt_pin_range(f->ctx, page, 1, false, NULL), 0);
+	assert_int_equal(iopt_ioas_check(f->a), 0);
+	assert_broken(f, "context pinned");
+	iopt_unpin_range(f->ctx, page, 1);
+	assert_int_equal(check_all(f), 0);
+}
+
+/* An area's access count out of step with its pages' access users. */
+static void access_users(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_area *area = area_at(f->b, IOVA);
+
+	area->num_accesses++;
+	assert_broken(f, "access users");
+	area->num_accesses--;
+	assert_int_equal(check_all(f), 0);
+}
+
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test_setup_teardown(sound_state_passes, setup, teardown),
+	cmocka_unit_test_setup_teardown(domain_contents, setup, teardown),
+	cmocka_unit_test_setup_teardown(pinned_count, setup, teardown),
+	cmocka_unit_test_setup_teardown(store_coverage, setup, teardown),
+	cmocka_unit_test_setup_teardown(alignment_value, setup, teardown),
+	cmocka_unit_test_setup_teardown(area_in_reservation, setup, teardown),
+	cmocka_unit_test_setup_teardown(registry_sum, setup, teardown),
+	cmocka_unit_test_setup_teardown(access_users, setup, teardown),
+};
+
+IOPT_TEST_MAIN(tests)
