@@ -155,7 +155,7 @@ static struct {
 	uint64_t nlocked;		/* (r) pages mlocked by us */
 	uint64_t nruns;			/* (r) maximal runs of pinned pages */
 	uint64_t nlocked_runs;		/* (r) maximal runs of locked pages */
-	size_t bytes;			/* (r) heap: table, leaves, frame arrays */
+	size_t bytes;			/* (r) heap: leaves, frame arrays */
 	struct proc_file pagemap;	/* (r) for PAGEMAP_SCAN */
 	struct proc_file maps;		/* (r) for PROCMAP_QUERY */
 } reg = {
@@ -180,6 +180,10 @@ struct pin_op {
 	uintptr_t n_unlocked;		/* pred_unlocked, mlock backend only */
 	bool new_leaf;			/* some chunk had no pin before */
 	bool mlock_faults_in;		/* mlock does the populating */
+	/* The table as it was before this pin grew it, kept until it commits. */
+	bool grew;
+	struct pin_leaf **old_slots;
+	size_t old_cap;
 };
 
 static uint32_t cnt_total(uint32_t c)
@@ -221,7 +225,12 @@ static void table_place(struct pin_leaf **slots, size_t cap, struct pin_leaf *le
 	slots[i] = leaf;
 }
 
-static int table_grow(void)
+/*
+ * Doubles the table. The first growth of a pin keeps the old array in @op so
+ * that a failure can put it back untouched (table_settle()): a failed pin must
+ * leave the registry's memory as it found it.
+ */
+static int table_grow(struct pin_op *op)
 {
 	size_t cap = reg.cap ? 2 * reg.cap : 64, old_cap = reg.cap, i;
 	struct pin_leaf **slots = iopt_calloc(cap, sizeof(*slots));
@@ -234,9 +243,32 @@ static int table_grow(void)
 	for (i = 0; i < old_cap; i++)
 		if (old[i])
 			table_place(slots, cap, old[i]);
-	iopt_free(old);
-	reg.bytes += (cap - old_cap) * sizeof(*slots);
+	if (op->grew) {
+		iopt_free(old);
+	} else {
+		op->grew = true;
+		op->old_slots = old;
+		op->old_cap = old_cap;
+	}
 	return 0;
+}
+
+/*
+ * Ends a pin's table growth: on success the old array goes; on failure, once
+ * pin_leaves_trim() dropped this pin's leaves, the old array (still holding
+ * every older leaf where it was) comes back and the grown one goes.
+ */
+static void table_settle(const struct pin_op *op, bool ok)
+{
+	if (!op->grew)
+		return;
+	if (ok) {
+		iopt_free(op->old_slots);
+		return;
+	}
+	iopt_free(reg.slots);	/* NULL when trimming emptied it */
+	reg.slots = op->old_slots;
+	reg.cap = op->old_cap;
 }
 
 /* Backward-shift deletion keeps every probe chain unbroken without tombstones. */
@@ -259,14 +291,13 @@ static void table_remove(struct pin_leaf *leaf)
 	reg.nleaves--;
 	if (!reg.nleaves) {
 		iopt_free(reg.slots);
-		reg.bytes -= reg.cap * sizeof(*reg.slots);
 		reg.slots = NULL;
 		reg.cap = 0;
 	}
 }
 
 /* Return: 1 when a leaf was created, 0 when it existed, or -ENOMEM. */
-static int leaf_get(uintptr_t chunk)
+static int leaf_get(struct pin_op *op, uintptr_t chunk)
 {
 	struct pin_leaf *leaf;
 	int rc;
@@ -274,7 +305,7 @@ static int leaf_get(uintptr_t chunk)
 	if (leaf_find(chunk))
 		return 0;
 	if (2 * (reg.nleaves + 1) > reg.cap) {
-		rc = table_grow();
+		rc = table_grow(op);
 		if (rc)
 			return rc;
 	}
@@ -435,7 +466,7 @@ static int pin_leaves_get(struct pin_op *op)
 
 	for (chunk = op->first >> LEAF_SHIFT;
 	     chunk <= (op->end - 1) >> LEAF_SHIFT; chunk++) {
-		rc = leaf_get(chunk);
+		rc = leaf_get(op, chunk);
 		if (rc < 0)
 			return rc;
 		op->new_leaf |= rc;
@@ -854,6 +885,7 @@ int iopt_pin_range(struct iopt_ctx *ctx, uintptr_t uaddr, size_t npages,
 			goto out_unlock_runs;
 	}
 	pin_commit(&op, pfns_out);
+	table_settle(&op, true);
 	iopt_phys_unlock();
 	return 0;
 
@@ -862,6 +894,7 @@ out_unlock_runs:
 		pin_lock_undo(&op, op.end);
 out_trim:
 	pin_leaves_trim(&op);
+	table_settle(&op, false);
 	iopt_phys_unlock();
 	return rc;
 }
@@ -1002,6 +1035,7 @@ void iopt_pin_read_stats(struct iopt_ctx *ctx, struct iopt_ctx_stats *out)
 	out->registry_locked_pages = reg.nlocked;
 	out->registry_runs = reg.nruns;
 	out->registry_locked_runs = reg.nlocked_runs;
-	out->registry_bytes = reg.bytes + iopt_phys_bytes_locked();
+	out->registry_bytes = reg.bytes + reg.cap * sizeof(*reg.slots) +
+			      iopt_phys_bytes_locked();
 	iopt_phys_unlock();
 }

@@ -372,6 +372,67 @@ static void test_fail_nth_unwinds(void **state)
 	assert_non_null(strstr(msg, "IOPT_PIN_POPULATE_ONLY"));
 }
 
+/*
+ * A pin that makes the registry allocate or grow its hash table, failed at every
+ * point, leaves the registry's memory exactly as it was: with no other pin held
+ * (the table itself must go) and with 32 leaves held (a full table of 64 slots
+ * that the 33rd leaf doubles: the old table must come back, not the grown one).
+ */
+static void table_growth_sweep(enum iopt_pin_backend backend, size_t nheld)
+{
+	struct iopt_ctx *ctx = ctx_new(backend, IOPT_PHYS_CONTIGUOUS);
+	size_t npages = (nheld + 3) * 512, i;
+	char *buf = map_pages(npages);
+	uintptr_t fresh = (uintptr_t)buf + nheld * 512 * PG;
+	struct iopt_ctx_stats before;
+	long live;
+	unsigned long n;
+	int rc;
+
+	for (i = 0; i < nheld; i++)
+		assert_int_equal(iopt_pin_range(ctx, (uintptr_t)buf + i * 512 * PG,
+						1, true, NULL), 0);
+	live = iopt_alloc_live();
+	before = stats_of(ctx);
+	for (n = 1;; n++) {
+		struct iopt_ctx_stats st;
+
+		iopt_fail_nth_arm(n);
+		rc = iopt_pin_range(ctx, fresh, 2 * 512, true, NULL);
+		iopt_fail_nth_disarm();
+		if (!iopt_fail_nth_fired()) {
+			assert_int_equal(rc, 0);
+			break;
+		}
+		assert_true(rc == -ENOMEM || rc == -EFAULT);
+		st = stats_of(ctx);
+		assert_int_equal(iopt_alloc_live(), live);
+		assert_int_equal(st.registry_bytes, before.registry_bytes);
+		assert_int_equal(st.registry_pages, nheld);
+		assert_int_equal(st.pages_pinned, nheld);
+	}
+	assert_true(n > 2);
+	assert_true(stats_of(ctx).registry_bytes > before.registry_bytes);
+	iopt_unpin_range(ctx, fresh, 2 * 512);
+	assert_int_equal(iopt_alloc_live(), live);
+	for (i = 0; i < nheld; i++)
+		iopt_unpin_range(ctx, (uintptr_t)buf + i * 512 * PG, 1);
+	assert_registry_empty(ctx);
+	iopt_ctx_destroy(ctx);
+	munmap(buf, npages * PG);
+}
+
+static void test_fail_nth_table_growth(void **state)
+{
+	(void)state;
+#ifndef IOPT_FAULT_INJECTION
+	skip();
+#endif
+	table_growth_sweep(IOPT_PIN_POPULATE_ONLY, 0);
+	table_growth_sweep(IOPT_PIN_MLOCK, 0);
+	table_growth_sweep(IOPT_PIN_POPULATE_ONLY, 32);
+}
+
 static char *map_aligned(size_t len, size_t align, void **base, size_t *base_len)
 {
 	*base_len = len + align;
@@ -689,6 +750,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_populate_only_backend),
 	cmocka_unit_test(test_runs_merge),
 	cmocka_unit_test(test_fail_nth_unwinds),
+	cmocka_unit_test(test_fail_nth_table_growth),
 	cmocka_unit_test(test_host_page_size),
 	cmocka_unit_test(test_hugetlb),
 	cmocka_unit_test(test_random_model),
