@@ -150,11 +150,15 @@ void iopt_ctx_destroy(struct iopt_ctx *ctx)
 	iopt_free(ctx);
 }
 
-void iopt_ctx_obj_get(struct iopt_ctx *ctx)
+enum iopt_account_mode iopt_ctx_obj_get(struct iopt_ctx *ctx)
 {
+	enum iopt_account_mode mode;
+
 	iopt_mutex_lock(&ctx->mutex);
 	ctx->nobjects++;
+	mode = ctx->account_mode;
 	iopt_mutex_unlock(&ctx->mutex);
+	return mode;
 }
 
 void iopt_ctx_obj_put(struct iopt_ctx *ctx)

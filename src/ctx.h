@@ -57,9 +57,11 @@ struct iopt_ctx {
  * iopt_ctx_obj_get() - count one more object made from @ctx.
  *
  * While the count is above zero the accounting mode cannot change (-EBUSY).
+ * Return: the accounting mode, read under the same lock, so a holder records
+ * the mode that stays in force while it lives (one lock round trip per map).
  * Locking: takes ctx->mutex.
  */
-void iopt_ctx_obj_get(struct iopt_ctx *ctx);
+enum iopt_account_mode iopt_ctx_obj_get(struct iopt_ctx *ctx);
 
 /** iopt_ctx_obj_put() - undo iopt_ctx_obj_get(). Locking: takes ctx->mutex. */
 void iopt_ctx_obj_put(struct iopt_ctx *ctx);

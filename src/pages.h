@@ -52,24 +52,34 @@ enum iopt_address_type {
 #define IOPT_PAGES_RW_WRITE	(1u << 0)	/* copy data into the pages */
 #define IOPT_PAGES_RW_SLOW_PATH	(1u << 2)	/* tests: force the pfn_reader path */
 
+/*
+ * Every map allocates one of these next to its area, so its size is a figure
+ * of its own (bench_ioas: heap per area): 152 bytes, a 160-byte malloc chunk.
+ * Hence the packed first word, and the FILE mapping's base recomputed from
+ * uptr rather than stored.
+ */
 struct iopt_pages {
-	atomic_long refcount;		/* (a) iopt_pages_get/iopt_put_pages */
+	atomic_int refcount;		/* (a) iopt_pages_get/iopt_put_pages */
+	unsigned char type;		/* (c) enum iopt_address_type */
+	bool writable;			/* (c) pinned for write, WRITE maps allowed */
+	unsigned char account_mode;	/* (c) enum iopt_account_mode of ctx at
+					 * allocation */
+	unsigned char map_shift;	/* (c) FILE: log2 of the mapping granule
+					 * (4 KiB, or the hugetlbfs page) */
 	struct iopt_mutex mutex;		/* class IOPT_LOCK_PAGES */
 	uint64_t npages;		/* (c) pages in the source, offset included */
 	uint64_t npinned;		/* (p) indexes pinned now */
 	uint64_t last_npinned;		/* (p) npinned as last charged to ctx */
 	struct iopt_ctx *ctx;		/* (c) borrowed: accounting and registry */
-	enum iopt_address_type type;	/* (c) */
 	/*
 	 * (c) Page-aligned host address of index 0: the user buffer rounded
 	 * down, or the library's own MAP_SHARED mapping of the memfd range.
 	 */
 	void *uptr;
 	uint64_t start;			/* (c) FILE: file offset of index 0 */
-	void *map_base;			/* (c) FILE: the library's mapping */
-	uint64_t map_length;		/* (c) FILE: its length (huge-page rounded) */
-	bool writable;			/* (c) pinned for write, WRITE maps allowed */
-	enum iopt_account_mode account_mode;	/* (c) ctx's mode at allocation */
+	uint64_t map_length;		/* (c) FILE: length of the library's
+					 * mapping (granule rounded), which
+					 * starts at uptr - start % granule */
 
 	struct iopt_pfn_store pinned_pfns;	/* (p) index -> frame, accesses */
 	struct iopt_itree_root access_itree;	/* (p) of iopt_pages_access::node */

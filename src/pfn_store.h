@@ -29,11 +29,13 @@
 /* Largest index the store accepts: 2^54 - 1 (9 levels of 6 bits). */
 #define IOPT_PFN_STORE_MAX_INDEX ((UINT64_C(1) << 54) - 1)
 
+/* 24 bytes: one per iopt_pages, so per area of a map, and areas are many. */
 struct iopt_pfn_store {
 	void *root;		/* a leaf when height == 1, else an inner node */
-	unsigned int height;	/* 0 = empty, else levels from root to leaves */
 	uint64_t count;		/* present entries */
-	uint64_t nodes;		/* allocated nodes, leaves included */
+	uint32_t nodes;		/* allocated nodes, leaves included (< 2^32:
+				 * that would be 2 TiB of nodes) */
+	uint8_t height;		/* 0 = empty, else levels from root to leaves */
 };
 
 /**
