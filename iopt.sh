@@ -5,11 +5,13 @@
 #   ./iopt.sh test    install what is missing, build with -Werror, run ctest, the
 #                     valgrind memcheck pass, the ASan+UBSan pass and the TSan pass
 #   ./iopt.sh tsan    the ThreadSanitizer pass alone
+#   ./iopt.sh fuzz N  differential fuzzing (libFuzzer, clang) for N seconds (default 120);
+#                     new crashes land in tests/fuzz/corpus/ as regression tests
 #   ./iopt.sh bench   release build, run every bench
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(cmake make gcc clang libcmocka-dev libbsd-dev valgrind pkg-config)
+PACKAGES=(cmake make gcc clang libclang-rt-14-dev libcmocka-dev libbsd-dev valgrind pkg-config)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 deps() {
@@ -39,17 +41,19 @@ cmd_demo() {
 
 cmd_test() {
 	deps
-	echo "== 1/4 build with -Werror, ctest"
+	echo "== 1/5 build with -Werror, ctest"
 	build ci
 	ctest --preset ci -j "$JOBS"
-	echo "== 2/4 valgrind memcheck (leaks and invalid accesses fail)"
+	echo "== 2/5 valgrind memcheck (leaks and invalid accesses fail)"
 	IOPT_TEST_QUICK=1 ctest --test-dir build/ci -T memcheck -LE 'install' -j "$JOBS" \
 		--output-on-failure
-	echo "== 3/4 ASan + UBSan"
+	echo "== 3/5 ASan + UBSan"
 	build asan
 	ctest --preset asan -j "$JOBS"
-	echo "== 4/4 ThreadSanitizer"
+	echo "== 4/5 ThreadSanitizer"
 	cmd_tsan
+	echo "== 5/5 differential fuzzing, bounded"
+	cmd_fuzz 120
 	echo "== all test passes green"
 }
 
@@ -57,6 +61,27 @@ cmd_tsan() {
 	deps
 	build tsan
 	ctest --preset tsan -j "$JOBS"
+}
+
+cmd_fuzz() {
+	local seconds=${1:-120} scratch=build/fuzz-corpus log=build/fuzz.log
+	deps
+	CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DIOPT_FUZZ=ON -DIOPT_TEST_INSTALL=OFF >/dev/null
+	cmake --build build/fuzz --target fuzz_ioas -j "$JOBS"
+	mkdir -p "$scratch"
+	echo "fuzzing for ${seconds}s (corpus: $scratch + tests/fuzz/corpus)"
+	# Crashes are written into the regression corpus so that they become tests.
+	./build/fuzz/tests/fuzz/fuzz_ioas -max_total_time="$seconds" -print_final_stats=1 \
+		-artifact_prefix=tests/fuzz/corpus/crash- -timeout=20 -rss_limit_mb=4096 \
+		"$scratch" tests/fuzz/corpus 2>"$log" || {
+		tail -n 60 "$log"
+		echo "fuzzing found a failure: see the crash- file in tests/fuzz/corpus/"
+		return 1
+	}
+	grep -E "^#[0-9]+.*(DONE|cov:)" "$log" | tail -n 1
+	grep -E "stat::(number_of_executed_units|average_exec_per_sec|new_units_added)" "$log"
+	echo "corpus: $(find "$scratch" -type f | wc -l) scratch + $(find tests/fuzz/corpus -type f | wc -l) regression inputs"
 }
 
 cmd_bench() {
@@ -71,5 +96,6 @@ cmd_bench() {
 
 case "${1:-}" in
 demo | test | tsan | bench) "cmd_$1" ;;
-*) echo "usage: $0 demo|test|tsan|bench" >&2; exit 2 ;;
+fuzz) cmd_fuzz "${2:-120}" ;;
+*) echo "usage: $0 demo|test|tsan|bench|fuzz [seconds]" >&2; exit 2 ;;
 esac
