@@ -173,11 +173,14 @@ int iopt_ctx_set_account_mode(struct iopt_ctx *ctx, enum iopt_account_mode mode)
 {
 	int rc = 0;
 
-	if (mode > IOPT_ACCOUNT_MM)
+	if (!ctx)
 		return -EINVAL;
+	/* the kernel's order: objects alive (-EBUSY) before the value */
 	iopt_mutex_lock(&ctx->mutex);
 	if (ctx->nobjects)
 		rc = -EBUSY;
+	else if (mode > IOPT_ACCOUNT_MM)
+		rc = -EINVAL;
 	else
 		ctx->account_mode = mode;
 	iopt_mutex_unlock(&ctx->mutex);

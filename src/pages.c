@@ -167,6 +167,8 @@ static int pages_pin(struct iopt_pages *pages, uint64_t start_index, uint64_t n,
 {
 	int rc;
 
+	if (pages->type == IOPT_ADDRESS_FILE && !pages->uptr)
+		return -EINVAL;	/* a file range that cannot be pinned */
 	rc = iopt_pin_range(pages->ctx, pages_host(pages, start_index), n,
 			    pages->writable, frames);
 	/*
@@ -648,14 +650,10 @@ static int pages_alloc(struct iopt_ctx *ctx, enum iopt_address_type type,
 	return 0;
 }
 
-/* The kernel's checks: a length that rounds up to pages, and no wrap. */
-static int check_length(uint64_t addr, uint64_t length)
+/* The kernel's length rule, checked after its overflow rule. */
+static int check_length(uint64_t length)
 {
-	if (!length || length > UINT64_MAX - IOPT_PAGE_SIZE)
-		return -EINVAL;
-	if (addr + length - 1 < addr)
-		return -EOVERFLOW;
-	return 0;
+	return !length || length > UINT64_MAX - IOPT_PAGE_SIZE ? -EINVAL : 0;
 }
 
 int iopt_alloc_user_pages(struct iopt_ctx *ctx, void *uptr, uint64_t length,
@@ -665,7 +663,10 @@ int iopt_alloc_user_pages(struct iopt_ctx *ctx, void *uptr, uint64_t length,
 	struct iopt_pages *pages;
 	int rc;
 
-	rc = check_length((uintptr_t)uptr, length);
+	/* check_add_overflow(uptr, length): an end at 2^64 overflows too */
+	if (length > UINT64_MAX - (uintptr_t)uptr)
+		return -EOVERFLOW;
+	rc = check_length(length);
 	if (rc)
 		return rc;
 	rc = pages_alloc(ctx, IOPT_ADDRESS_USER, length, (uintptr_t)uptr - base,
@@ -679,36 +680,46 @@ int iopt_alloc_user_pages(struct iopt_ctx *ctx, void *uptr, uint64_t length,
 }
 
 /*
- * The file must be shmem (memfd) or hugetlbfs and cover the range; a writable
- * map needs the fd open for writing. @align receives the mapping granule.
+ * The open mode, at map time: a writable map needs the fd open for writing
+ * (the upstream hardening), and the library's own mapping needs it readable
+ * (a difference from the kernel, which reads the file without an fd mode).
  */
-static int check_memfd(int memfd, uint64_t start, uint64_t length,
-		       bool writable, uint64_t *align)
+static int check_fd_mode(int memfd, bool writable)
+{
+	int flags = fcntl(memfd, F_GETFL);
+
+	if (flags < 0)
+		return -EBADF;
+	if ((flags & O_ACCMODE) == O_WRONLY ||
+	    (writable && (flags & O_ACCMODE) != O_RDWR))
+		return -EPERM;
+	return 0;
+}
+
+/*
+ * Can the range be pinned at all? Only shmem (memfd) and hugetlbfs files, at
+ * offsets mmap() can reach. The kernel finds this out when it pins, so a map
+ * with no domain succeeds either way and a pin of a range that cannot be
+ * pinned is -EINVAL (pages_pin()); past EOF is found the same way, by the
+ * fault-in of the library's mapping. @align receives the mapping granule.
+ */
+static bool file_pinnable(int memfd, uint64_t start, uint64_t length,
+			  uint64_t *align)
 {
 	struct statfs sfs;
 	struct stat st;
-	int flags;
 
-	flags = fcntl(memfd, F_GETFL);
-	if (flags < 0)
-		return -EBADF;
-	if (fstat(memfd, &st) || fstatfs(memfd, &sfs))
-		return -EBADF;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
+	if (fstat(memfd, &st) || fstatfs(memfd, &sfs) || !S_ISREG(st.st_mode))
+		return false;
 	if (sfs.f_type == HUGETLBFS_MAGIC)
 		*align = (uint64_t)sfs.f_bsize;
 	else if (sfs.f_type == TMPFS_MAGIC)
 		*align = IOPT_PAGE_SIZE;
 	else
-		return -EINVAL;
-	if (start + length > (uint64_t)st.st_size)
-		return -EINVAL;
-	if (writable && (flags & O_ACCMODE) != O_RDWR)
-		return -EPERM;
-	if ((flags & O_ACCMODE) == O_WRONLY)
-		return -EPERM;
-	return 0;
+		return false;
+	/* off_t is signed: the mapping's end, rounded up, must stay positive */
+	return start <= (uint64_t)INT64_MAX - *align &&
+	       length <= (uint64_t)INT64_MAX - *align - start;
 }
 
 /* The library's mapping began at the granule holding index 0's offset. */
@@ -719,47 +730,66 @@ static void *file_map_base(const struct iopt_pages *pages)
 	return (char *)pages->uptr - (pages->start & (granule - 1));
 }
 
+/*
+ * Map [start, start + length) of @memfd MAP_SHARED into the library's own
+ * view and point @pages at it; an unpinnable range keeps uptr NULL.
+ */
+static int file_map(struct iopt_pages *pages, int memfd, uint64_t start,
+		    uint64_t length)
+{
+	uint64_t align, map_start;
+	void *map;
+
+	if (!file_pinnable(memfd, start, length, &align))
+		return 0;
+	/* hugetlbfs maps whole huge pages only. */
+	map_start = IOPT_ALIGN_DOWN(start, align);
+	pages->map_length = IOPT_ALIGN_UP(start + length, align) - map_start;
+	if (iopt_should_fail(IOPT_FAIL_MEMFD_MAP))
+		return -ENOMEM;
+	map = mmap(NULL, pages->map_length,
+		   PROT_READ | (pages->writable ? PROT_WRITE : 0), MAP_SHARED,
+		   memfd, (off_t)map_start);
+	if (map == MAP_FAILED)
+		return errno == EACCES || errno == EPERM ? -EPERM : -ENOMEM;
+	pages->uptr = (char *)map + (pages->start - map_start);
+	assert(iopt_is_power_of_2(align));
+	pages->map_shift = (unsigned char)iopt_ffs64(align);
+	assert(file_map_base(pages) == map);
+	return 0;
+}
+
 int iopt_alloc_file_pages(struct iopt_ctx *ctx, int memfd, uint64_t start,
 			  uint64_t length, bool writable, struct iopt_pages **out)
 {
 	uint64_t page_start = IOPT_ALIGN_DOWN(start, IOPT_PAGE_SIZE);
-	uint64_t align, map_start, map_length;
 	struct iopt_pages *pages;
-	void *map;
 	int rc;
 
-	rc = check_length(start, length);
+	/* the kernel's order: the fd (fget), the end's wrap, the length */
+	if (fcntl(memfd, F_GETFD) < 0)
+		return -EBADF;
+	if (length && length - 1 > UINT64_MAX - start)
+		return -EOVERFLOW;
+	rc = check_length(length);
 	if (rc)
 		return rc;
-	rc = check_memfd(memfd, start, length, writable, &align);
+	rc = check_fd_mode(memfd, writable);
 	if (rc)
 		return rc;
-	/* hugetlbfs maps whole huge pages only. */
-	map_start = IOPT_ALIGN_DOWN(start, align);
-	map_length = IOPT_ALIGN_UP(start + length, align) - map_start;
-	if (iopt_should_fail(IOPT_FAIL_MEMFD_MAP))
-		return -ENOMEM;
-	map = mmap(NULL, map_length, PROT_READ | (writable ? PROT_WRITE : 0),
-		   MAP_SHARED, memfd, (off_t)map_start);
-	if (map == MAP_FAILED)
-		return errno == EACCES || errno == EPERM ? -EPERM : -ENOMEM;
 	rc = pages_alloc(ctx, IOPT_ADDRESS_FILE, length, start - page_start,
 			 &pages);
 	if (rc)
-		goto err_unmap;
-	pages->uptr = (char *)map + (page_start - map_start);
+		return rc;
 	pages->start = page_start;
-	assert(iopt_is_power_of_2(align));
-	pages->map_shift = (unsigned char)iopt_ffs64(align);
-	pages->map_length = map_length;
-	assert(file_map_base(pages) == map);
 	pages->writable = writable;
+	rc = file_map(pages, memfd, start, length);
+	if (rc) {
+		iopt_put_pages(pages);
+		return rc;
+	}
 	*out = pages;
 	return 0;
-
-err_unmap:
-	munmap(map, map_length);
-	return rc;
 }
 
 void iopt_put_pages(struct iopt_pages *pages)
@@ -772,7 +802,7 @@ void iopt_put_pages(struct iopt_pages *pages)
 	assert(!pages->npinned && !pages->last_npinned);
 	assert(iopt_pfn_store_empty(&pages->pinned_pfns));
 	iopt_pfn_store_destroy(&pages->pinned_pfns);
-	if (pages->type == IOPT_ADDRESS_FILE)
+	if (pages->type == IOPT_ADDRESS_FILE && pages->uptr)
 		munmap(file_map_base(pages), pages->map_length);
 	iopt_mutex_destroy(&pages->mutex);
 	iopt_ctx_obj_put(pages->ctx);

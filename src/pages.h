@@ -73,7 +73,9 @@ struct iopt_pages {
 	struct iopt_ctx *ctx;		/* (c) borrowed: accounting and registry */
 	/*
 	 * (c) Page-aligned host address of index 0: the user buffer rounded
-	 * down, or the library's own MAP_SHARED mapping of the memfd range.
+	 * down, or the library's own MAP_SHARED mapping of the memfd range;
+	 * NULL for a file range that cannot be pinned (not shmem or
+	 * hugetlbfs, or beyond what mmap reaches), whose pins are -EINVAL.
 	 */
 	void *uptr;
 	uint64_t start;			/* (c) FILE: file offset of index 0 */
@@ -106,7 +108,8 @@ struct iopt_pages_access {
  * Nothing is pinned yet (pins happen on fill), so a bad @uptr is found later
  * with -EFAULT, as in the kernel.
  *
- * Return: 0, -EINVAL (zero length), -EOVERFLOW (the range wraps), -ENOMEM.
+ * Return: 0, -EOVERFLOW (@uptr + @length reaches 2^64; checked first, as
+ * the kernel does), -EINVAL (zero length), -ENOMEM.
  * On failure: nothing is allocated.
  */
 int iopt_alloc_user_pages(struct iopt_ctx *ctx, void *uptr, uint64_t length,
@@ -123,10 +126,14 @@ int iopt_alloc_user_pages(struct iopt_ctx *ctx, void *uptr, uint64_t length,
  *	      hardening over the kernel, see docs/pages.md).
  * @out: receives the pages with one reference.
  *
- * Return: 0; -EBADF (not an open fd); -EINVAL (zero length, not a memfd or
- * hugetlbfs file, or the range reaches past EOF); -EOVERFLOW (the range
- * wraps); -EPERM (@memfd not open for reading, @writable without O_RDWR, or
- * @writable on a write-sealed memfd); -ENOMEM.
+ * Checks in the kernel's order: -EBADF (not an open fd), -EOVERFLOW (the
+ * range wraps), -EINVAL (zero length), then our open-mode rule: -EPERM
+ * (@memfd not open for reading, @writable without O_RDWR, or @writable on a
+ * write-sealed memfd). As in the kernel, the file's type and size are not
+ * checked here: a file that is not a memfd or hugetlbfs file, or a range past
+ * EOF, makes the pins -EINVAL (at map time only when a domain is attached).
+ *
+ * Return: 0 or the errors above; -ENOMEM.
  * On failure: nothing is allocated or mapped.
  */
 int iopt_alloc_file_pages(struct iopt_ctx *ctx, int memfd, uint64_t start,

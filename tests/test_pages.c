@@ -18,7 +18,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <iopt/ctx.h>
@@ -322,6 +324,29 @@ static int memfd_with_pattern(uint64_t size)
 	return fd;
 }
 
+static bool is_tmpfs(int fd)
+{
+	struct statfs sfs;
+
+	assert_int_equal(fstatfs(fd, &sfs), 0);
+	return sfs.f_type == TMPFS_MAGIC;
+}
+
+/* The last page of @pages cannot be pinned: -EINVAL, nothing pinned. Puts it. */
+static void pin_refused_einval(struct fx *fx, struct iopt_pages *pages)
+{
+	struct iopt_area area;
+
+	area_init(&area, &fx->iopt, pages, 0x200000, 0, pages->npages * PS);
+	assert_int_equal(iopt_area_add_access(&area, pages->npages - 1,
+					      pages->npages - 1, NULL, NULL, 0,
+					      false),
+			 -EINVAL);
+	assert_int_equal(pages->npinned, 0);
+	assert_int_equal(fx_charged(fx), 0);
+	iopt_put_pages(pages);
+}
+
 static void test_pages_file_alloc_checks(void **state)
 {
 	char path[] = "/tmp/test_pages_XXXXXX";
@@ -337,17 +362,35 @@ static void test_pages_file_alloc_checks(void **state)
 	assert_int_equal(iopt_alloc_file_pages(fx.ctx, fd, 0, 0, true, &pages), -EINVAL);
 	assert_int_equal(iopt_alloc_file_pages(fx.ctx, fd, UINT64_MAX - PS, 2 * PS,
 					       true, &pages), -EOVERFLOW);
-	assert_int_equal(iopt_alloc_file_pages(fx.ctx, fd, 4 * PS, 4 * PS + 1, true,
-					       &pages), -EINVAL);
 	assert_int_equal(iopt_alloc_file_pages(fx.ctx, -1, 0, PS, true, &pages), -EBADF);
+	/* the fd first, then the wrap, then the length (kernel order) */
+	assert_int_equal(iopt_alloc_file_pages(fx.ctx, -1, UINT64_MAX - PS, 2 * PS,
+					       true, &pages), -EBADF);
+	assert_int_equal(iopt_alloc_file_pages(fx.ctx, fd, UINT64_MAX - 1, 2 * PS,
+					       true, &pages), -EOVERFLOW);
+	assert_null(pages);
 
-	/* A file that is neither shmem nor hugetlbfs. */
+	/* Past EOF: mapped as the kernel does, refused when pinned. */
+	assert_int_equal(iopt_alloc_file_pages(fx.ctx, fd, 4 * PS, 4 * PS + 1, true,
+					       &pages), 0);
+	assert_non_null(pages->uptr);
+	pin_refused_einval(&fx, pages);
+
+	/* A file that is neither shmem nor hugetlbfs: no mapping, pins -EINVAL. */
 	plain = mkstemp(path);
 	assert_true(plain >= 0);
 	unlink(path);
 	assert_int_equal(ftruncate(plain, 8 * (off_t)PS), 0);
-	assert_int_equal(iopt_alloc_file_pages(fx.ctx, plain, 0, PS, false, &pages),
-			 -EINVAL);
+	assert_int_equal(iopt_alloc_file_pages(fx.ctx, plain, 0, PS, false, &pages), 0);
+	if (is_tmpfs(plain))
+		assert_non_null(pages->uptr);
+	else
+		assert_null(pages->uptr);
+	if (!pages->uptr)
+		pin_refused_einval(&fx, pages);
+	else
+		iopt_put_pages(pages);
+	pages = NULL;
 	close(plain);
 
 	/* A write-sealed memfd refuses writable maps only. */

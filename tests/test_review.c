@@ -2,10 +2,10 @@
 /*
  * test_review.c - conformance review against the kernel's io_pagetable
  * (6.12 source, iopt-semantics.md baseline): each "review_bug_*" case pins a
- * place where libiopt does not do what the kernel does and docs/differences.md
- * does not list it. Those cases skip() at the top until the library is fixed:
- * remove the skip() to see them fail. The "review_ok_*" cases guard behaviour
- * that was checked against the kernel and found right.
+ * place where libiopt did not do what the kernel does and docs/differences.md
+ * did not list it; each failed before its fix and now guards it. The
+ * "review_ok_*" cases guard behaviour that was checked against the kernel and
+ * found right.
  *
  * Every expected value cites the kernel line or spec section it comes from.
  */
@@ -159,7 +159,6 @@ static void review_bug_map_uptr_end_at_top(void **state)
 	uint64_t iova = 0x200000;
 	int rc;
 
-	skip(); /* BUG: uptr + length == 2^64 is accepted */
 	rc = iopt_ioas_map(f->ioas, top_page, PAGE, &iova, FIXED);
 	if (rc == 0)
 		assert_int_equal(iopt_ioas_unmap(f->ioas, iova, PAGE, NULL), 0);
@@ -180,7 +179,6 @@ static void review_bug_map_file_badfd_before_length(void **state)
 	struct rfx *f = *state;
 	int fd;
 
-	skip(); /* BUG: map_file checks length before the fd */
 	fd = memfd_sized(0);
 	close(fd);	/* fd is now a closed descriptor number */
 	assert_int_equal(map_file_probe(f, fd, 0, 0, RW), -EBADF);
@@ -199,7 +197,6 @@ static void review_bug_map_file_overflow_before_length(void **state)
 {
 	struct rfx *f = *state;
 
-	skip(); /* BUG: map_file length check before start overflow */
 	assert_int_equal(map_file_probe(f, memfd_sized(4 * PAGE), 2 * PAGE,
 					UINT64_MAX - 1, RW),
 			 -EOVERFLOW);
@@ -220,21 +217,16 @@ static void review_bug_map_file_eof_at_map_time(void **state)
 {
 	struct rfx *f = *state;
 
-	skip(); /* BUG: map_file checks EOF without a domain */
 	assert_int_equal(map_file_probe(f, memfd_sized(4 * PAGE), 0, 8 * PAGE,
 					RW), 0);
 }
 
 /*
- * BUG (undocumented difference): a READABLE-only MAP_FILE of an fd open
+ * Was an undocumented difference: a READABLE-only MAP_FILE of an fd open
  * O_WRONLY is refused with -EPERM. The kernel never checks the open mode of
- * a read-only file map (memfd_pin_folios() does not care), and the adopted
- * upstream hardening ("Require write access for writable MAP_FILE mappings",
- * pages.c iopt_alloc_file_pages: "if (writable) { if (!(file->f_mode &
- * FMODE_WRITE)) return ERR_PTR(-EPERM);") only concerns WRITEABLE maps.
- * Ours: src/pages.c check_memfd() "(flags & O_ACCMODE) == O_WRONLY ->
- * -EPERM" (our own mmap needs a readable fd). Not documented as a difference.
- * Expected 0, actual -EPERM.
+ * a read-only file map (memfd_pin_folios() does not care); libiopt reads the
+ * file through its own mmap(), which needs a readable fd. Now listed in
+ * docs/differences.md (MAP_FILE open modes); this pins the documented answer.
  */
 static void review_bug_map_file_wronly_readonly_map(void **state)
 {
@@ -242,14 +234,14 @@ static void review_bug_map_file_wronly_readonly_map(void **state)
 	char path[64];
 	int fd, wfd;
 
-	skip(); /* BUG: read-only map_file of an O_WRONLY fd is -EPERM */
 	fd = memfd_sized(4 * PAGE);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	wfd = open(path, O_WRONLY);
 	close(fd);
 	assert_true(wfd >= 0);
 	assert_int_equal(map_file_probe(f, wfd, 0, 4 * PAGE,
-					IOPT_IOAS_MAP_READABLE), 0);
+					IOPT_IOAS_MAP_READABLE), -EPERM);
+	assert_int_equal(nr_areas(f->ioas), 0);
 }
 
 /*
@@ -266,7 +258,6 @@ static void review_bug_map_file_regular_file_at_map_time(void **state)
 	char path[] = "/tmp/iopt-review-XXXXXX";
 	int fd;
 
-	skip(); /* BUG: map_file checks the file type without a domain */
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	unlink(path);
@@ -288,7 +279,6 @@ static void review_bug_map_file_end_wraps(void **state)
 	struct rfx *f = *state;
 	int rc;
 
-	skip(); /* BUG: check_memfd's start + length wraps; -ENOMEM */
 	rc = map_file_probe(f, memfd_sized(4 * PAGE), UINT64_MAX - PAGE + 1,
 			    PAGE, RW);
 	assert_true(rc == 0 || rc == -EINVAL);
@@ -307,7 +297,6 @@ static void review_bug_account_mode_busy_before_value(void **state)
 {
 	struct rfx *f = *state;
 
-	skip(); /* BUG: set_account_mode checks the value before -EBUSY */
 	assert_int_equal(iopt_ctx_set_account_mode(f->ctx,
 						   (enum iopt_account_mode)7),
 			 -EBUSY);

@@ -135,8 +135,9 @@ IOPT_API void iopt_ctx_destroy(struct iopt_ctx *ctx);
  * @ctx: context.
  * @mode: new mode.
  *
- * Return: 0; -EINVAL for an unknown mode; -EBUSY while any object made from
- * @ctx exists (the kernel allows the change only on an empty context).
+ * Return: 0; -EBUSY while any object made from @ctx exists (the kernel
+ * allows the change only on an empty context, and checks that first); then
+ * -EINVAL for an unknown mode or a NULL @ctx.
  * On failure: the mode is unchanged.
  */
 IOPT_API int iopt_ctx_set_account_mode(struct iopt_ctx *ctx,

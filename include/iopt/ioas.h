@@ -104,8 +104,14 @@ IOPT_API int iopt_ioas_map(struct iopt_ioas *ioas, void *uptr, uint64_t length,
  * @iova: as iopt_ioas_map(); auto IOVAs are aligned like @start.
  * @flags: IOPT_IOAS_MAP_*.
  *
- * Return: as iopt_ioas_map(), plus -EBADF (bad fd), -EPERM (WRITEABLE on an
- * fd not open for writing), -EINVAL (not a memfd, range past EOF).
+ * The file's type and size are checked when its pages are pinned, as in the
+ * kernel: with a domain attached at map time, otherwise at the first attach,
+ * access pin or rw.
+ *
+ * Return: as iopt_ioas_map(), plus -EBADF (bad fd, checked before the
+ * length), -EPERM (WRITEABLE on an fd not open for writing, or an fd not
+ * open for reading), -EINVAL when pinning (not a memfd or hugetlbfs file,
+ * range past EOF).
  */
 IOPT_API int iopt_ioas_map_file(struct iopt_ioas *ioas, int memfd,
 				uint64_t start, uint64_t length, uint64_t *iova,
