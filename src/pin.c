@@ -786,6 +786,11 @@ static int pin_lock(const struct pin_op *op)
 			start = end;
 			continue;
 		}
+		/*
+		 * A failed mlock may have marked the run locked before its
+		 * fault-in failed; no other holder locked these pages.
+		 */
+		run_munlock(start, end);
 		pin_lock_undo(op, start);
 		/* Populate was skipped: a fault explains the refusal better. */
 		if (op->mlock_faults_in && pin_populate_run(op, start, end))

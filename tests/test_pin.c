@@ -221,6 +221,39 @@ static void test_inaccessible_efault(void **state)
 	munmap(buf, 8 * PG);
 }
 
+/*
+ * A read-only pin lets mlock fault the pages in; when mlock then fails part
+ * way (here: a shared memfd mapping past EOF), the kernel has already marked
+ * the failing run locked. The pin must leave nothing locked behind.
+ */
+static void test_failed_mlock_leaves_nothing_locked(void **state)
+{
+	struct iopt_ctx *ctx = ctx_new(IOPT_PIN_MLOCK, IOPT_PHYS_CONTIGUOUS);
+	int fd = memfd_create("test_pin", MFD_CLOEXEC);
+	uint64_t pfns[8];
+	char *map;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 8 * PG), 0);
+	map = mmap(NULL, 8 * PG, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(ftruncate(fd, 4 * PG), 0);
+	assert_int_equal(iopt_pin_range(ctx, (uintptr_t)map, 8, false, pfns),
+			 -EFAULT);
+	assert_int_equal(locked_pages(map, 8 * PG), 0);
+	assert_registry_empty(ctx);
+	/* the part inside the file still pins and locks */
+	assert_int_equal(iopt_pin_range(ctx, (uintptr_t)map, 4, false, pfns), 0);
+	assert_int_equal(locked_pages(map, 8 * PG), 4);
+	iopt_unpin_range(ctx, (uintptr_t)map, 4);
+	assert_int_equal(locked_pages(map, 8 * PG), 0);
+	assert_registry_empty(ctx);
+	iopt_ctx_destroy(ctx);
+	munmap(map, 8 * PG);
+	close(fd);
+}
+
 static void test_bad_arguments(void **state)
 {
 	struct iopt_ctx *ctx = ctx_new(IOPT_PIN_MLOCK, IOPT_PHYS_CONTIGUOUS);
@@ -746,6 +779,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_double_pin_two_holders),
 	cmocka_unit_test(test_unmapped_halfway_efault),
 	cmocka_unit_test(test_inaccessible_efault),
+	cmocka_unit_test(test_failed_mlock_leaves_nothing_locked),
 	cmocka_unit_test(test_bad_arguments),
 	cmocka_unit_test(test_populate_only_backend),
 	cmocka_unit_test(test_runs_merge),
