@@ -10,7 +10,7 @@
  *     Target: within 1.3x of the floor.
  *  2. 10^5 and 10^6 areas of 4 KiB in an IOAS with no domain: map them all,
  *     find the area of 10^6 random IOVAs the way the library does
- *     (iopt_area_iter_first() under iova_rwsem), unmap them one by one.
+ *     (iopt_area_find() under iova_rwsem), unmap them one by one.
  *     Targets: <= 1 us per map and per unmap, <= 250 ns per lookup at 10^6
  *     areas, <= 256 bytes of heap per area (mallinfo2 delta: everything the
  *     library allocates for an area, malloc's own headers included).
@@ -261,7 +261,7 @@ static double time_lookups(struct iopt_ioas *ioas, const uint64_t *iovas,
 	iopt_rwlock_read(&iopt->iova_rwsem);
 	t0 = bench_now_ns();
 	for (i = 0; i != NLOOKUPS; i++)
-		hits += iopt_area_iter_first(iopt, iovas[i], iovas[i]) != NULL;
+		hits += iopt_area_find(iopt, iovas[i]) != NULL;
 	t0 = bench_now_ns() - t0;
 	iopt_rwlock_unlock(&iopt->iova_rwsem);
 	*found = hits;

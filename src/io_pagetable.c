@@ -17,6 +17,7 @@
  * Vocabulary: "last" inclusive, "end" exclusive, uint64_t IOVAs; nothing
  * computes last + 1 where last may be UINT64_MAX.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -71,7 +72,7 @@ struct iopt_area *iopt_area_contig_init(struct iopt_area_contig_iter *iter,
 
 	iter->cur_iova = iova;
 	iter->last_iova = last_iova;
-	iter->area = iopt_area_iter_first(iopt, iova, iova);
+	iter->area = iopt_area_find(iopt, iova);
 	if (iter->area && !iter->area->pages)
 		iter->area = NULL;
 	return iter->area;
@@ -245,16 +246,14 @@ static int iopt_check_iova(struct io_pagetable *iopt, uint64_t iova,
 }
 
 /*
- * Give @area the slice [start_byte, start_byte + length) of @pages at @iova
- * and insert it with pages == NULL, which reserves the IOVA.
+ * Give @area the slice [start_byte, start_byte + length) of @pages at @iova,
+ * not yet linked anywhere.
  */
-static int iopt_insert_area(struct io_pagetable *iopt, struct iopt_area *area,
-			    struct iopt_pages *pages, uint64_t iova,
-			    uint64_t start_byte, uint64_t length, int iommu_prot)
+static int iopt_area_setup(struct io_pagetable *iopt, struct iopt_area *area,
+			   struct iopt_pages *pages, uint64_t iova,
+			   uint64_t start_byte, uint64_t length, int iommu_prot)
 {
 	uint64_t last_byte;
-
-	iopt_assert_held_write(&iopt->iova_rwsem);
 
 	if ((iommu_prot & IOPT_PROT_WRITE) && !pages->writable) {
 		iopt_refuse(iopt, "map: write access asked of read-only pages");
@@ -277,7 +276,28 @@ static int iopt_insert_area(struct io_pagetable *iopt, struct iopt_area *area,
 	area->pages_node.last = last_byte / IOPT_PAGE_SIZE;
 	if (area->pages_node.last >= pages->npages)
 		return -EOVERFLOW;
+	return 0;
+}
 
+/*
+ * Set @area up as iopt_area_setup() and insert it with pages == NULL, which
+ * reserves the IOVA. The index comes first: it is the step that can fail.
+ */
+static int iopt_insert_area(struct io_pagetable *iopt, struct iopt_area *area,
+			    struct iopt_pages *pages, uint64_t iova,
+			    uint64_t start_byte, uint64_t length, int iommu_prot)
+{
+	int rc;
+
+	iopt_assert_held_write(&iopt->iova_rwsem);
+
+	rc = iopt_area_setup(iopt, area, pages, iova, start_byte, length,
+			     iommu_prot);
+	if (rc)
+		return rc;
+	rc = iopt_iova_index_insert(&iopt->area_index, &area->node);
+	if (rc)
+		return rc;
 	area->iopt = iopt;
 	iopt_itree_insert(&area->node, &iopt->area_itree);
 	return 0;
@@ -286,10 +306,13 @@ static int iopt_insert_area(struct io_pagetable *iopt, struct iopt_area *area,
 /* Remove a never-published area (pages == NULL) and free it. */
 static void iopt_abort_area(struct iopt_area *area)
 {
-	if (area->iopt) {
-		iopt_rwlock_write(&area->iopt->iova_rwsem);
-		iopt_itree_remove(&area->node, &area->iopt->area_itree);
-		iopt_rwlock_unlock(&area->iopt->iova_rwsem);
+	struct io_pagetable *iopt = area->iopt;
+
+	if (iopt) {
+		iopt_rwlock_write(&iopt->iova_rwsem);
+		iopt_iova_index_remove(&iopt->area_index, &area->node);
+		iopt_itree_remove(&area->node, &iopt->area_itree);
+		iopt_rwlock_unlock(&iopt->iova_rwsem);
 	}
 	iopt_free(area);
 }
@@ -913,6 +936,8 @@ void iopt_destroy_table(struct io_pagetable *iopt)
 {
 	free_itree(&iopt->allowed_itree, offsetof(struct iopt_allowed, node));
 	free_itree(&iopt->reserved_itree, offsetof(struct iopt_reserved, node));
+	assert(iopt_itree_empty(&iopt->area_itree));
+	iopt_iova_index_destroy(&iopt->area_index);
 	iopt_free(iopt->domains);
 	iopt_free(iopt->accesses);
 	iopt_rwlock_destroy(&iopt->iova_rwsem);
@@ -1262,14 +1287,23 @@ static int iopt_area_split(struct iopt_area *area, uint64_t iova)
 	if (rc)
 		goto err_unlock;
 
-	/* the checks above leave no way for these inserts to fail */
+	/* the checks above leave no way for these to fail */
+	(void)iopt_area_setup(iopt, lhs, pages, start_iova,
+			      iopt_area_start_byte(area, start_iova),
+			      iova - start_iova + 1, area->iommu_prot);
+	(void)iopt_area_setup(iopt, rhs, pages, iova + 1,
+			      iopt_area_start_byte(area, iova + 1),
+			      last_iova - iova, area->iommu_prot);
+	/* the last step that can fail; after it the split is committed */
+	rc = iopt_iova_index_split(&iopt->area_index, &area->node, &lhs->node,
+				   &rhs->node);
+	if (rc)
+		goto err_unlock;
+	lhs->iopt = iopt;
+	rhs->iopt = iopt;
 	iopt_itree_remove(&area->node, &iopt->area_itree);
-	(void)iopt_insert_area(iopt, lhs, pages, start_iova,
-			       iopt_area_start_byte(area, start_iova),
-			       iova - start_iova + 1, area->iommu_prot);
-	(void)iopt_insert_area(iopt, rhs, pages, iova + 1,
-			       iopt_area_start_byte(area, iova + 1),
-			       last_iova - iova, area->iommu_prot);
+	iopt_itree_insert(&lhs->node, &iopt->area_itree);
+	iopt_itree_insert(&rhs->node, &iopt->area_itree);
 	if (area->storage_domain) {
 		iopt_itree_remove(&area->pages_node, &pages->domains_itree);
 		iopt_itree_insert(&lhs->pages_node, &pages->domains_itree);
@@ -1314,7 +1348,7 @@ int iopt_cut_iova(struct io_pagetable *iopt, const uint64_t *iovas, size_t n)
 	for (i = 0; i != n; i++) {
 		struct iopt_area *area;
 
-		area = iopt_area_iter_first(iopt, iovas[i], iovas[i]);
+		area = iopt_area_find(iopt, iovas[i]);
 		if (!area)
 			continue;
 		rc = iopt_area_split(area, iovas[i]);
