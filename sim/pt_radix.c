@@ -657,7 +657,8 @@ static void unmap_table(struct unmap_ctx *c, uint64_t *table,
 		uint64_t v = sim_pte_load(&table[idx]);
 
 		if (!v) {
-			unmap_step(c, last);
+			/* A hole never makes the result exceed the request. */
+			unmap_step(c, IOPT_MIN(last, c->last));
 			idx++;
 			continue;
 		}

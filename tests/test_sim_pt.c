@@ -372,6 +372,52 @@ static void test_unmap_never_splits(void **state)
 	}
 }
 
+/*
+ * Only a leaf may make unmap report more than was asked: empty slots, even
+ * empty top-level slots covering 512 GiB, and partly covered tables count
+ * exactly up to the end of the request (domain-contract.md §1.3).
+ */
+static void test_unmap_hole_exact(void **state)
+{
+	const uint64_t base = UINT64_C(0x40000000);
+	unsigned int i;
+
+	(void)state;
+	for (i = 0; i < IOPT_ARRAY_SIZE(all_formats); i++) {
+		struct iopt_iotlb_gather g;
+		uint64_t small, mid;
+		struct fix f;
+
+		fix_open(&f, all_formats[i], 0);
+		small = f.d->pgsize_bitmap & -f.d->pgsize_bitmap;
+		mid = small << 9;
+		iopt_iotlb_gather_init(&g);
+		/* A fresh table: every slot on the way is empty. */
+		assert_int_equal(f.d->ops->unmap_pages(f.d, base, small, 1, &g), small);
+		assert_int_equal(f.d->ops->unmap_pages(f.d, base, small, 3, &g),
+				 3 * small);
+		/* Empty slots of a lower table that holds one leaf further on. */
+		assert_int_equal(map1(f.d, base + 4 * small, 0x100000, small, RW), 0);
+		assert_int_equal(f.d->ops->unmap_pages(f.d, base, small, 2, &g),
+				 2 * small);
+		assert_true(iopt_iotlb_gather_is_empty(&g));
+		assert_int_equal(f.d->ops->iova_to_phys(f.d, base + 4 * small),
+				 0x100000);
+		/* A hole then a leaf ending with the request: exact. */
+		assert_int_equal(f.d->ops->unmap_pages(f.d, base, small, 5, &g),
+				 5 * small);
+		iopt_domain_iotlb_sync(f.d, &g);
+		/* A request ending inside a leaf: the leaf goes whole. */
+		assert_int_equal(map1(f.d, base + mid, mid, mid, RW), 0);
+		assert_int_equal(f.d->ops->unmap_pages(f.d, base + mid - small,
+						       small, 2, &g), mid + small);
+		iopt_domain_iotlb_sync(f.d, &g);
+		assert_int_equal(iopt_sim_domain_count_leaves(f.d, 0, UINT64_MAX,
+							      NULL), 0);
+		fix_close(&f);
+	}
+}
+
 /* AMD replicated leaves are removed whole from their first entry only. */
 static void test_unmap_replicated(void **state)
 {
@@ -752,6 +798,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_round_trip_all_sizes),
 	cmocka_unit_test(test_table_to_leaf),
 	cmocka_unit_test(test_unmap_never_splits),
+	cmocka_unit_test(test_unmap_hole_exact),
 	cmocka_unit_test(test_unmap_replicated),
 	cmocka_unit_test(test_mixed_golden),
 	cmocka_unit_test(test_pgsize_boundary),
