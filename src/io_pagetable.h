@@ -87,17 +87,19 @@ struct iopt_pages;
  *	internal (locking) accesses; unmap then fails with -EBUSY.
  */
 struct iopt_area {
+	/* what an access rw reads, together: node.start/last first */
 	struct iopt_itree_node node;
-	struct iopt_itree_node pages_node;
-	struct io_pagetable *iopt;
 	struct iopt_pages *pages;
 	struct iopt_domain *storage_domain;
-	unsigned int page_offset;
-	int iommu_prot;
+	uint16_t page_offset;
+	uint8_t iommu_prot;
 	bool prevent_access;
 	unsigned int num_accesses;
+	struct iopt_itree_node pages_node;
+	struct io_pagetable *iopt;
 	unsigned int num_locks;
 };
+_Static_assert(IOPT_PAGE_SIZE <= UINT16_MAX + 1, "page_offset is 16 bits");
 
 /* An allowed range: auto IOVA stays inside them; they never become reserved. */
 struct iopt_allowed {

@@ -66,18 +66,20 @@ struct iopt_pages {
 					 * allocation */
 	unsigned char map_shift;	/* (c) FILE: log2 of the mapping granule
 					 * (4 KiB, or the hugetlbfs page) */
-	struct iopt_mutex mutex;		/* class IOPT_LOCK_PAGES */
-	uint64_t npages;		/* (c) pages in the source, offset included */
-	uint64_t npinned;		/* (p) indexes pinned now */
-	uint64_t last_npinned;		/* (p) npinned as last charged to ctx */
-	struct iopt_ctx *ctx;		/* (c) borrowed: accounting and registry */
 	/*
 	 * (c) Page-aligned host address of index 0: the user buffer rounded
 	 * down, or the library's own MAP_SHARED mapping of the memfd range;
 	 * NULL for a file range that cannot be pinned (not shmem or
 	 * hugetlbfs, or beyond what mmap reaches), whose pins are -EINVAL.
+	 * In the first cache line with @writable: an access rw through a
+	 * storage domain reads nothing else of the pages.
 	 */
 	void *uptr;
+	struct iopt_mutex mutex;		/* class IOPT_LOCK_PAGES */
+	uint64_t npages;		/* (c) pages in the source, offset included */
+	uint64_t npinned;		/* (p) indexes pinned now */
+	uint64_t last_npinned;		/* (p) npinned as last charged to ctx */
+	struct iopt_ctx *ctx;		/* (c) borrowed: accounting and registry */
 	uint64_t start;			/* (c) FILE: file offset of index 0 */
 	uint64_t map_length;		/* (c) FILE: length of the library's
 					 * mapping (granule rounded), which
