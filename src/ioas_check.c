@@ -7,7 +7,8 @@
  *  1. iopt_table_check(): the IOVA layout alone (trees, areas, alignment,
  *     reservations, allowed ranges, domain list and apertures). Cheap.
  *  2. iopt_ioas_check(): layer 1, plus every domain translating every page of
- *     every published area to the host page behind it, and every pages
+ *     every published area to the host page behind it and mapping nothing
+ *     between the areas, and every pages
  *     object behind the areas: pin store == access intervals, npinned == the
  *     pages covered by access or domain intervals == what was charged, every
  *     pinned page present in the pin registry with the frame the store has.
@@ -35,6 +36,7 @@
 
 #include <iopt/check.h>
 #include <iopt/phys.h>
+#include <iopt/sim.h>
 
 #include "alloc.h"
 #include "ctx.h"
@@ -210,11 +212,43 @@ static int check_area_layout(struct io_pagetable *iopt, struct iopt_area *area,
 	return 0;
 }
 
-/* Trees, the alignment value, allowed vs reserved. Locks held. */
-static int check_table_locked(struct io_pagetable *iopt)
+/*
+ * The allowed ranges as iopt_set_allow_iova() leaves them: each more than one
+ * byte, ascending without overlap (abutting ones may stay apart), none
+ * touching a reservation. They say nothing about the areas: the kernel lets
+ * a fixed map land outside them and keeps the areas a new list leaves out
+ * (semantics 6.4), so "an auto-allocated IOVA lies in an allowed span" holds
+ * only when it is chosen, and is checked there (the fuzzer's model).
+ * Locks held.
+ */
+static int check_allowed_locked(struct io_pagetable *iopt)
 {
 	struct iopt_ctx *ctx = iopt_ctx_of(iopt);
 	struct iopt_allowed *allowed;
+	uint64_t next_free = 0;
+
+	for (allowed = iopt_allowed_iter_first(iopt, 0, UINT64_MAX); allowed;
+	     allowed = iopt_allowed_iter_next(allowed, 0, UINT64_MAX)) {
+		uint64_t start = allowed->node.start, last = allowed->node.last;
+
+		if (start >= last || start < next_free)
+			return broken(ctx, "allowed [0x%" PRIx64 ", 0x%" PRIx64
+				      "] is one byte or overlaps the one "
+				      "before", start, last);
+		if (iopt_reserved_iter_first(iopt, start, last))
+			return broken(ctx, "allowed [0x%" PRIx64 ", 0x%" PRIx64
+				      "] hits a reserved range", start, last);
+		if (last == UINT64_MAX)
+			break;
+		next_free = last + 1;
+	}
+	return 0;
+}
+
+/* Trees, the alignment value, areas, allowed ranges. Locks held. */
+static int check_table_locked(struct io_pagetable *iopt)
+{
+	struct iopt_ctx *ctx = iopt_ctx_of(iopt);
 	struct iopt_area *area;
 	uint64_t next_free = 0;
 	int rc;
@@ -237,15 +271,7 @@ static int check_table_locked(struct io_pagetable *iopt)
 		if (iopt_area_last_iova(area) == UINT64_MAX)
 			break;
 	}
-	for (allowed = iopt_allowed_iter_first(iopt, 0, UINT64_MAX); allowed;
-	     allowed = iopt_allowed_iter_next(allowed, 0, UINT64_MAX)) {
-		if (iopt_reserved_iter_first(iopt, allowed->node.start,
-					     allowed->node.last))
-			return broken(ctx, "allowed [0x%" PRIx64 ", 0x%" PRIx64
-				      "] hits a reserved range",
-				      allowed->node.start, allowed->node.last);
-	}
-	return 0;
+	return check_allowed_locked(iopt);
 }
 
 /**
@@ -304,6 +330,63 @@ static int check_area_domains(struct io_pagetable *iopt,
 			return 0;
 		iova += step;
 	}
+}
+
+/*
+ * Does @d map anything in [first, last] (clipped to its aperture)? A
+ * simulated domain counts its leaves there, a walk of the tables present;
+ * another backend is probed at both ends, where an unmap or an unwound map
+ * that stopped short leaves its leftovers.
+ */
+static bool domain_maps_in(struct iopt_domain *d, uint64_t first,
+			   uint64_t last)
+{
+	first = IOPT_MAX(first, d->aperture_start);
+	last = IOPT_MIN(last, d->aperture_last);
+	if (first > last)
+		return false;
+	if (iopt_sim_is_domain(d))
+		return iopt_sim_domain_count_leaves(d, first, last, NULL) != 0;
+	return d->ops->iova_to_phys(d, first) || d->ops->iova_to_phys(d, last);
+}
+
+static int check_hole(struct io_pagetable *iopt, uint64_t first, uint64_t last)
+{
+	for (size_t i = 0; i != iopt->ndomains; i++)
+		if (domain_maps_in(iopt->domains[i], first, last))
+			return broken(iopt_ctx_of(iopt), "domain %zu maps "
+				      "something in [0x%" PRIx64 ", 0x%" PRIx64
+				      "], outside every area", i, first, last);
+	return 0;
+}
+
+/*
+ * The reverse of check_area_domains(): no domain maps anything between the
+ * areas, so a stale leaf (an unmap that missed a page, a failed map not
+ * unwound) is found, not only a missing one. Areas in flight count as areas:
+ * their map or unmap owns their range. A lower table is freed only by an
+ * unmap covering all of it (sim/pt_radix.c), so walking a hole never meets
+ * a table an unmap in flight frees. Locks held.
+ */
+static int check_domain_holes(struct io_pagetable *iopt)
+{
+	struct iopt_area *area;
+	uint64_t hole = 0;
+	int rc;
+
+	if (!iopt->ndomains)
+		return 0;
+	iopt_for_each_area(area, iopt, 0, UINT64_MAX) {
+		if (iopt_area_iova(area) > hole) {
+			rc = check_hole(iopt, hole, iopt_area_iova(area) - 1);
+			if (rc)
+				return rc;
+		}
+		if (iopt_area_last_iova(area) == UINT64_MAX)
+			return 0;
+		hole = iopt_area_last_iova(area) + 1;
+	}
+	return check_hole(iopt, hole, UINT64_MAX);
 }
 
 /* Is @area's pages_node linked in its pages' domains_itree? pages->mutex. */
@@ -410,6 +493,8 @@ static int check_ioas(struct iopt_ioas *ioas, struct check_pages_set *set)
 		if (!rc)
 			rc = check_area_pages(iopt, area, set);
 	}
+	if (!rc)
+		rc = check_domain_holes(iopt);
 	iopt_rwlock_unlock(&iopt->iova_rwsem);
 	iopt_rwlock_unlock(&iopt->domains_rwsem);
 	return rc;

@@ -5,8 +5,10 @@
  *
  * The checker reads everything libiopt keeps about an IOAS and compares it
  * with what must hold (docs/reliability.md lists the rules): sound trees;
- * areas inside no reservation and aligned to the IOAS alignment; every
- * domain translating every page of every area to that area's frame; the pin
+ * areas inside no reservation and aligned to the IOAS alignment; allowed
+ * ranges apart from each other and from reservations; every domain
+ * translating every page of every area to that area's frame and nothing
+ * outside the areas; the pin
  * store of each pages object holding exactly the pages accesses pin; each
  * pages object pinning exactly the pages that accesses or domains cover, and
  * charging what it pins. Checking a complete set of IOASes also compares the
