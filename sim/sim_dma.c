@@ -7,10 +7,11 @@
  * Hardware behaviour reproduced on purpose (domain-contract.md §3.5-3.7):
  * - a leaf-cache hit is used even if the table changed since it was filled,
  *   so a missing invalidation shows up as a stale DMA;
- * - A and D are written only on a walk, and only while the domain tracks
- *   dirty state; a write hitting a cached entry whose D is already set does
- *   not touch the table, so a dirty bit cleared without invalidation is lost
- *   (the ground-truth set exposes it);
+ * - A and D are written only on a walk (or, for D, when a write hits a
+ *   cached entry without it): A on every access the walk allows, D only while
+ *   the IOMMU updates dirty state (hw_dirty_on()); a write hitting a cached
+ *   entry whose D is already set does not touch the table, so a dirty bit
+ *   cleared without invalidation is lost (the ground-truth set exposes it);
  * - D is set on the replica the IOVA indexes, not on the whole run;
  * - a walk-cache entry pointing at a table that was recycled faults
  *   (FREED_TABLE): the table left quarantine without an invalidation;
@@ -74,18 +75,30 @@ static uint8_t pte_flags(const struct sim_pte *pte)
 			 (pte->dirty ? SIM_TLB_DIRTY : 0));
 }
 
-static bool access_ok(uint8_t flags, bool write, bool tracking)
+/*
+ * Whether the IOMMU writes dirty state for @sd now. AMD (DTE.HAD) and VT-d
+ * (PASID SSADE) follow set_dirty_tracking. SMMUv3 sets CD.HD when a
+ * dirty-capable domain is created and its set_dirty_tracking does nothing,
+ * so a DBM format updates dirty state for the domain's whole life: a write
+ * to a writable-clean leaf must never fault because tracking was turned off.
+ */
+static bool hw_dirty_on(struct sim_domain *sd)
+{
+	return sd->pt.dbm || __atomic_load_n(&sd->tracking, __ATOMIC_ACQUIRE);
+}
+
+static bool access_ok(uint8_t flags, bool write, bool hw_dirty)
 {
 	if (!write)
 		return flags & SIM_TLB_READ;
-	return (flags & SIM_TLB_WRITE) || ((flags & SIM_TLB_DIRTY_OK) && tracking);
+	return (flags & SIM_TLB_WRITE) || ((flags & SIM_TLB_DIRTY_OK) && hw_dirty);
 }
 
 /*
- * Set A (and D for a write) on the walked entry, as hardware does with an
+ * Set A (and D when @dirty) on the walked entry, as hardware does with an
  * atomic update. Gives up if software replaced the leaf meanwhile.
  */
-static void hw_update(struct sim_pt *pt, struct sim_pt_walk *w, bool write)
+static void hw_update(struct sim_pt *pt, struct sim_pt_walk *w, bool dirty)
 {
 	const struct sim_pte orig = w->pte;
 	uint64_t old = w->value;
@@ -93,7 +106,7 @@ static void hw_update(struct sim_pt *pt, struct sim_pt_walk *w, bool write)
 	for (;;) {
 		uint64_t new = pt->fmt->make_accessed(old);
 
-		if (write)
+		if (dirty)
 			new = pt->fmt->make_dirty(new);
 		if (new == old ||
 		    __atomic_compare_exchange_n(w->entry, &old, new, false,
@@ -198,7 +211,7 @@ static void negative_fill(struct iopt_sim_iommu *iommu, struct sim_domain *sd,
 /* Leaf-cache miss: walk, check, update A/D, fill both caches. */
 static int translate_walk_locked(struct iopt_sim_iommu *iommu,
 				 struct sim_domain *sd, uint64_t iova,
-				 bool write, bool tracking, struct xlate *x,
+				 bool write, bool hw_dirty, struct xlate *x,
 				 struct iopt_sim_fault *f)
 {
 	unsigned int top = iopt_sim_pt_top_level(&sd->pt), from = top;
@@ -219,7 +232,7 @@ static int translate_walk_locked(struct iopt_sim_iommu *iommu,
 			negative_fill(iommu, sd, iova, w.level);
 		return -EFAULT;
 	}
-	if (!access_ok(pte_flags(&w.pte), write, tracking)) {
+	if (!access_ok(pte_flags(&w.pte), write, hw_dirty)) {
 		f->reason = IOPT_SIM_FAULT_PERMISSION;
 		f->level = w.level;
 		f->entry = w.value;
@@ -227,11 +240,12 @@ static int translate_walk_locked(struct iopt_sim_iommu *iommu,
 	}
 	if (w.pte.addr + ((UINT64_C(1) << w.pte.size_lg2) - 1) > sd->pt.oa_last) {
 		f->reason = IOPT_SIM_FAULT_OA_TOO_WIDE;
+		f->level = w.level;
 		f->entry = w.value;
 		return -EFAULT;
 	}
-	if (tracking)
-		hw_update(&sd->pt, &w, write);
+	/* The access is allowed: A always, D only while dirty state is kept. */
+	hw_update(&sd->pt, &w, write && hw_dirty);
 	walk_cache_fill(iommu, sd, iova, &w, from, top);
 	e.span_lg2 = (uint8_t)w.pte.size_lg2;
 	e.index = iova >> w.pte.size_lg2;
@@ -277,7 +291,7 @@ static int translate(struct iopt_sim_iommu *iommu, struct sim_domain *sd,
 		     uint64_t iova, bool write, struct xlate *x,
 		     struct iopt_sim_fault *f)
 {
-	bool tracking = __atomic_load_n(&sd->tracking, __ATOMIC_ACQUIRE);
+	bool hw_dirty = hw_dirty_on(sd);
 	struct sim_cache_ent *e;
 	int ret = 0;
 
@@ -288,7 +302,7 @@ static int translate(struct iopt_sim_iommu *iommu, struct sim_domain *sd,
 	pthread_mutex_lock(&iommu->tlb_lock);
 	e = leaf_lookup(iommu, sd, iova);
 	if (!e) {
-		ret = translate_walk_locked(iommu, sd, iova, write, tracking, x, f);
+		ret = translate_walk_locked(iommu, sd, iova, write, hw_dirty, x, f);
 		goto out_unlock;
 	}
 	iommu->stats.iotlb_hits++;
@@ -303,13 +317,13 @@ static int translate(struct iopt_sim_iommu *iommu, struct sim_domain *sd,
 		ret = -EFAULT;
 		goto out_unlock;
 	}
-	if (!access_ok(e->flags, write, tracking)) {
+	if (!access_ok(e->flags, write, hw_dirty)) {
 		f->reason = IOPT_SIM_FAULT_PERMISSION;
 		f->level = e->level;
 		ret = -EFAULT;
 		goto out_unlock;
 	}
-	if (write && tracking && !(e->flags & SIM_TLB_DIRTY))
+	if (write && hw_dirty && !(e->flags & SIM_TLB_DIRTY))
 		hit_set_dirty(sd, iova, e);
 	*x = (struct xlate){ .va = e->index << e->span_lg2, .lg2 = e->span_lg2,
 			     .oa = e->addr };

@@ -118,7 +118,8 @@ struct sim_written {
  * @id: unique per IOMMU, never 0; immutable.
  * @pt: the page table (its own locking).
  * @journal: change journal; used only when @pt.journal points at it.
- * @tracking: dirty tracking enabled (the DTE.HAD / SSADE / HD bit); atomic.
+ * @tracking: dirty tracking enabled (AMD DTE.HAD, VT-d SSADE; ARM keeps HD
+ *	      on regardless, see sim_dma.c); atomic.
  * @written: ground truth of DMA writes.
  */
 struct sim_domain {

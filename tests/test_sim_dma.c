@@ -693,7 +693,86 @@ static void test_dirty_cached_d_lost_without_flush(void **state)
 }
 
 #define ARM_AP_RDONLY	(UINT64_C(1) << 7)
+#define ARM_AF		(UINT64_C(1) << 10)
 #define ARM_DBM		(UINT64_C(1) << 51)
+
+/*
+ * A walk that uses a leaf sets the format's Accessed bit whatever the
+ * tracking state; D needs tracking; a faulting access sets neither.
+ */
+static void test_accessed_bit_per_format(void **state)
+{
+	static const struct {
+		enum iopt_sim_format fmt;
+		uint64_t a, d;		/* 0: the format has no such bit */
+	} fmts[] = {
+		{ IOPT_SIM_FMT_AMDV1, UINT64_C(1) << 5, UINT64_C(1) << 6 },
+		{ IOPT_SIM_FMT_AMDV1_2K, UINT64_C(1) << 5, UINT64_C(1) << 6 },
+		{ IOPT_SIM_FMT_VTDSS, UINT64_C(1) << 8, UINT64_C(1) << 9 },
+		{ IOPT_SIM_FMT_ARM_LPAE_S1, 0, 0 },
+	};
+	uint8_t tmp[8] = { 0 };
+	unsigned int i;
+
+	(void)state;
+	for (i = 0; i < IOPT_ARRAY_SIZE(fmts); i++) {
+		uint64_t before;
+		struct env e;
+
+		env_open(&e, fmts[i].fmt, IOPT_SIM_INVAL_RANGE, 0);
+		assert_int_equal(iopt_domain_map(e.d, IOVA_BASE, e.pa, SZ_4K, RW), 0);
+		assert_int_equal(iopt_domain_map(e.d, IOVA_BASE + SZ_4K, e.pa + SZ_4K,
+						 SZ_4K, IOPT_PROT_READ), 0);
+		before = entry_at(e.d, IOVA_BASE, 0);
+		assert_int_equal(iopt_sim_dma_read(e.dev, IOVA_BASE, tmp, 8), 8);
+		if (!fmts[i].a) {
+			/* ARM: AF is written by map (io-pgtable-arm); DMA changes nothing. */
+			assert_int_not_equal(before & ARM_AF, 0);
+			assert_int_equal(entry_at(e.d, IOVA_BASE, 0), before);
+			env_close(&e);
+			continue;
+		}
+		assert_int_equal(before & (fmts[i].a | fmts[i].d), 0);
+		assert_int_equal(entry_at(e.d, IOVA_BASE, 0), before | fmts[i].a);
+		/* A write with tracking off: walk cached, nothing more to set. */
+		e.d->ops->flush_iotlb_all(e.d);
+		assert_int_equal(iopt_sim_dma_write(e.dev, IOVA_BASE, tmp, 8), 8);
+		assert_int_equal(entry_at(e.d, IOVA_BASE, 0), before | fmts[i].a);
+		/* Refused by permission: the read-only leaf stays untouched. */
+		before = entry_at(e.d, IOVA_BASE + SZ_4K, 0);
+		assert_int_equal(iopt_sim_dma_write(e.dev, IOVA_BASE + SZ_4K, tmp, 8), 0);
+		pop_fault(&e, IOPT_SIM_FAULT_PERMISSION, IOVA_BASE + SZ_4K, true);
+		assert_int_equal(entry_at(e.d, IOVA_BASE + SZ_4K, 0), before);
+		env_close(&e);
+	}
+}
+
+/*
+ * SMMUv3 keeps hardware dirty updates (CD.HD) on for the life of a
+ * dirty-capable domain; set_dirty_tracking does nothing there. So writes to
+ * a writable ARM leaf never fault because tracking was turned off again.
+ */
+static void test_dirty_arm_off_after_on(void **state)
+{
+	uint8_t tmp[8] = { 0 };
+	struct env e;
+
+	(void)state;
+	env_open(&e, IOPT_SIM_FMT_ARM_LPAE_S1, IOPT_SIM_INVAL_RANGE, X86_SIZES);
+	assert_int_equal(iopt_domain_map(e.d, IOVA_BASE, e.pa, 2 * SZ_4K, RW), 0);
+	assert_int_equal(e.d->ops->set_dirty_tracking(e.d, true), 0);
+	/* Page 1 is cached writable-clean while tracking is on. */
+	assert_int_equal(iopt_sim_dma_read(e.dev, IOVA_BASE + SZ_4K, tmp, 8), 8);
+	assert_int_equal(e.d->ops->set_dirty_tracking(e.d, false), 0);
+	assert_int_equal(entry_at(e.d, IOVA_BASE, 0) & (ARM_DBM | ARM_AP_RDONLY),
+			 ARM_DBM | ARM_AP_RDONLY);
+	/* Through a walk, and through the cached clean entry. */
+	assert_int_equal(iopt_sim_dma_write(e.dev, IOVA_BASE, tmp, 8), 8);
+	assert_int_equal(iopt_sim_dma_write(e.dev, IOVA_BASE + SZ_4K, tmp, 8), 8);
+	assert_int_equal(entry_at(e.d, IOVA_BASE, 0) & ARM_AP_RDONLY, 0);
+	assert_int_equal(entry_at(e.d, IOVA_BASE + SZ_4K, 0) & ARM_AP_RDONLY, 0);
+	env_close(&e);
+}
 
 static void test_dirty_arm_dbm(void **state)
 {
@@ -740,6 +819,8 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_dirty_amd_replicas),
 	cmocka_unit_test(test_dirty_cached_d_lost_without_flush),
 	cmocka_unit_test(test_dirty_arm_dbm),
+	cmocka_unit_test(test_accessed_bit_per_format),
+	cmocka_unit_test(test_dirty_arm_off_after_on),
 };
 
 IOPT_TEST_MAIN(tests)

@@ -361,8 +361,9 @@ IOPT_API int iopt_sim_dev_attach(struct iopt_sim_dev *dev,
  * @buf: destination.
  * @len: bytes.
  *
- * Translates through the IOTLB, then the tables; sets A on walks while the
- * domain tracks dirty state. A fault stops the transfer and is recorded.
+ * Translates through the IOTLB, then the tables; a walk sets the leaf's
+ * Accessed bit (formats that have one). A fault stops the transfer and is
+ * recorded.
  *
  * Return: bytes completed (== @len unless a fault was recorded).
  */
@@ -376,9 +377,10 @@ IOPT_API uint64_t iopt_sim_dma_read(struct iopt_sim_dev *dev, uint64_t iova,
  * @buf: source.
  * @len: bytes.
  *
- * As iopt_sim_dma_read(); also sets D (tracking on) on entries whose cached
- * translation does not already have it, and records every written page in
- * the ground-truth set.
+ * As iopt_sim_dma_read(); also sets D on entries whose cached translation
+ * does not already have it while the IOMMU updates dirty state (AMD, VT-d:
+ * while tracking is on; ARM: always, as SMMUv3 keeps HD set), and records
+ * every written page in the ground-truth set.
  *
  * Return: bytes completed.
  */
