@@ -12,8 +12,8 @@
  * it safe for the stress test to pin from one thread while others unmap.
  *
  * The model (struct model) is what the fuzzer compares libiopt with. It is
- * written for obviousness, not speed: flat arrays indexed by IOVA unit (one
- * entry per MODEL_UNIT bytes of a small IOVA window), no trees, no sharing;
+ * written for obviousness, not speed: flat arrays indexed by IOVA page (one
+ * entry per page of a small IOVA window), no trees, no sharing;
  * each operation is the specification's checks in order (iopt-semantics.md
  * §2-3), returning the errno the library must return. It models the state a
  * user can observe: which source byte each IOVA maps and with which prot and
