@@ -109,9 +109,9 @@ static bool access_has_callback(const struct iopt_access *access)
 
 /* ---- life cycle ---- */
 
-int iopt_access_create(struct iopt_ctx *ctx,
-		       const struct iopt_access_driver_ops *ops, void *data,
-		       unsigned int flags, struct iopt_access **out)
+static int access_create(struct iopt_ctx *ctx,
+			 const struct iopt_access_driver_ops *ops, void *data,
+			 unsigned int flags, struct iopt_access **out)
 {
 	struct iopt_access *access;
 	bool internal = flags & IOPT_ACCESS_INTERNAL;
@@ -195,7 +195,7 @@ static int access_change_ioas_locked(struct iopt_access *access,
 	return 0;
 }
 
-int iopt_access_attach(struct iopt_access *access, struct iopt_ioas *ioas)
+static int access_attach(struct iopt_access *access, struct iopt_ioas *ioas)
 {
 	int rc;
 
@@ -213,7 +213,7 @@ int iopt_access_attach(struct iopt_access *access, struct iopt_ioas *ioas)
 	return rc;
 }
 
-int iopt_access_replace(struct iopt_access *access, struct iopt_ioas *ioas)
+static int access_replace(struct iopt_access *access, struct iopt_ioas *ioas)
 {
 	int rc = -ENOENT;
 
@@ -403,9 +403,9 @@ static int access_begin(struct iopt_access *access, bool args_ok,
 	return *iopt ? 0 : -ENOENT;
 }
 
-int iopt_access_pin_pages(struct iopt_access *access, uint64_t iova,
-			  uint64_t length, void **pages_out,
-			  uint64_t *frames_out, unsigned int flags)
+static int access_pin_pages(struct iopt_access *access, uint64_t iova,
+			    uint64_t length, void **pages_out,
+			    uint64_t *frames_out, unsigned int flags)
 {
 	struct iopt_area_contig_iter iter;
 	struct io_pagetable *iopt;
@@ -575,8 +575,8 @@ static int access_rw_area(struct iopt_area *area, uint64_t iova, char *buf,
 	return rc;
 }
 
-int iopt_access_rw(struct iopt_access *access, uint64_t iova, void *buf,
-		   uint64_t length, unsigned int flags, uint64_t *copied)
+static int access_rw(struct iopt_access *access, uint64_t iova, void *buf,
+		     uint64_t length, unsigned int flags, uint64_t *copied)
 {
 	struct iopt_area_contig_iter iter;
 	struct io_pagetable *iopt;
@@ -614,4 +614,63 @@ out_unlock:
 	if (copied)
 		*copied = done;
 	return rc;
+}
+
+/* ---- the public entry points: the tracing seam ---- */
+
+/*
+ * Every public access call that can refuse returns through here: the place a
+ * tracing hook attaches, and the backstop of the refusal log (a refusal no
+ * lower layer explained gets one line naming the call and the errno).
+ */
+static int access_trace(const char *op, struct iopt_ctx *ctx, uint32_t id,
+			int rc)
+{
+	if (iopt_likely(!ctx || !ctx->log_fn))
+		return rc;
+	if (!iopt_ctx_log_said_clear() && rc < 0)
+		iopt_ctx_log(ctx, "access %" PRIu32 ": %s: refused with -%s", id,
+			     op, strerrorname_np(-rc));
+	(void)iopt_ctx_log_said_clear();
+	return rc;
+}
+
+static int trace(const char *op, struct iopt_access *access, int rc)
+{
+	return access_trace(op, access ? access->ctx : NULL,
+			    iopt_access_id(access), rc);
+}
+
+int iopt_access_create(struct iopt_ctx *ctx,
+		       const struct iopt_access_driver_ops *ops, void *data,
+		       unsigned int flags, struct iopt_access **out)
+{
+	return access_trace("create", ctx, 0,
+			    access_create(ctx, ops, data, flags, out));
+}
+
+int iopt_access_attach(struct iopt_access *access, struct iopt_ioas *ioas)
+{
+	return trace("attach", access, access_attach(access, ioas));
+}
+
+int iopt_access_replace(struct iopt_access *access, struct iopt_ioas *ioas)
+{
+	return trace("replace", access, access_replace(access, ioas));
+}
+
+int iopt_access_pin_pages(struct iopt_access *access, uint64_t iova,
+			  uint64_t length, void **pages_out,
+			  uint64_t *frames_out, unsigned int flags)
+{
+	return trace("pin_pages", access,
+		     access_pin_pages(access, iova, length, pages_out,
+				      frames_out, flags));
+}
+
+int iopt_access_rw(struct iopt_access *access, uint64_t iova, void *buf,
+		   uint64_t length, unsigned int flags, uint64_t *copied)
+{
+	return trace("rw", access,
+		     access_rw(access, iova, buf, length, flags, copied));
 }

@@ -300,6 +300,9 @@ void iopt_ctx_set_log(struct iopt_ctx *ctx, iopt_log_fn fn, void *data)
 	ctx->log_data = data;
 }
 
+/* Whether this thread's current public call has logged a line. */
+static _Thread_local bool log_said;
+
 void iopt_ctx_log_emit(struct iopt_ctx *ctx, const char *fmt, ...)
 {
 	char msg[512];
@@ -309,4 +312,13 @@ void iopt_ctx_log_emit(struct iopt_ctx *ctx, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	ctx->log_fn(ctx->log_data, msg);
+	log_said = true;
+}
+
+bool iopt_ctx_log_said_clear(void)
+{
+	bool said = log_said;
+
+	log_said = false;
+	return said;
 }

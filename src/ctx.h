@@ -104,4 +104,12 @@ void iopt_ctx_uncharge(struct iopt_ctx *ctx, enum iopt_account_mode mode,
 void iopt_ctx_log_emit(struct iopt_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * iopt_ctx_log_said_clear() - whether this thread logged a line since the
+ * last call, and start afresh. The public entry points' trace seams (ioas.c,
+ * access.c) use it to add a line only for a refusal nobody explained, so
+ * that every refusal gives exactly one.
+ */
+bool iopt_ctx_log_said_clear(void);
+
 #endif /* IOPT_SRC_CTX_H */

@@ -36,10 +36,7 @@
  * Refusals go to the context's log callback, one line each, so a user learns
  * why and not only the errno. Every io_pagetable is embedded in an iopt_ioas.
  */
-static void iopt_refuse(struct io_pagetable *iopt, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void iopt_refuse(struct io_pagetable *iopt, const char *fmt, ...)
+void iopt_refuse(struct io_pagetable *iopt, const char *fmt, ...)
 {
 	struct iopt_ioas *ioas = container_of(iopt, struct iopt_ioas, iopt);
 	char msg[256];

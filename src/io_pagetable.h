@@ -383,6 +383,13 @@ int iopt_add_access(struct io_pagetable *iopt, void *access,
 void iopt_remove_access(struct io_pagetable *iopt, uint32_t id);
 
 /*
+ * The refusal log: one line, "ioas <id>: <why>", to the context's log
+ * callback when logging is on (see iopt_ctx_log_said_clear()).
+ */
+void iopt_refuse(struct io_pagetable *iopt, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
  * Tests and debugging (ioas_check.c): a hash of the layout, and the layout
  * part of the invariant checker (iopt/check.h has the whole of it).
  */

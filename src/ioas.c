@@ -8,14 +8,17 @@
  * -EINVAL), with one addition: a NULL handle or output pointer is -EINVAL,
  * checked first (the ioctl's bad object id is -ENOENT; a C caller has no id).
  * Every public function leaves through ioas_trace(), the one place a tracing
- * hook will attach (compiled to nothing for now).
+ * hook will attach, and the backstop of the refusal log: a refusal that no
+ * lower layer explained gets a line naming the operation and the errno.
  *
  * Object ids: every IOAS gets a small id, unique in the process while it
  * lives, never 0 (the kernel's object id 0 is never valid). The /dev/iommu
  * emulation keeps its own id-to-object table over these.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include <iopt/ioas.h>
 
@@ -31,13 +34,16 @@
 
 /*
  * The tracing seam: every public operation returns through here with its
- * name, its IOAS and its result.
+ * name, its IOAS and its result. With logging off it costs one test.
  */
-static inline int ioas_trace(const char *op, const struct iopt_ioas *ioas,
-			     int rc)
+static int ioas_trace(const char *op, struct iopt_ioas *ioas, int rc)
 {
-	(void)op;
-	(void)ioas;
+	if (iopt_likely(!ioas || !ioas->ctx->log_fn))
+		return rc;
+	if (!iopt_ctx_log_said_clear() && rc < 0)
+		iopt_refuse(&ioas->iopt, "%s: refused with -%s", op,
+			    strerrorname_np(-rc));
+	(void)iopt_ctx_log_said_clear();
 	return rc;
 }
 
@@ -45,8 +51,11 @@ int iopt_ioas_alloc(struct iopt_ctx *ctx, struct iopt_ioas **out)
 {
 	struct iopt_ioas *ioas;
 
-	if (!ctx || !out)
+	if (!ctx || !out) {
+		if (ctx)
+			iopt_ctx_log(ctx, "ioas alloc: NULL output pointer");
 		return ioas_trace("alloc", NULL, -EINVAL);
+	}
 	ioas = iopt_calloc(1, sizeof(*ioas));
 	if (!ioas)
 		return ioas_trace("alloc", NULL, -ENOMEM);
@@ -111,25 +120,33 @@ static int conv_iommu_prot(unsigned int flags)
 }
 
 /*
- * The checks IOMMU_IOAS_MAP/MAP_FILE/COPY share, in the kernel's order. *iova
- * is read only for a fixed IOVA: otherwise it is an output (the ioctl's field
- * is always initialised, a C caller's output variable need not be).
+ * The checks IOMMU_IOAS_MAP/MAP_FILE/COPY share, in the kernel's order:
+ * flags, then every input IOVA and the length against overflow, then prot.
+ * @src_iova is copy's source (0 for a map), checked with the rest as
+ * IOMMU_IOAS_COPY does. *iova is read only for a fixed IOVA: otherwise it is
+ * an output (the ioctl's field is always initialised, a C caller's output
+ * variable need not be).
  */
-/*
- * The ioctls' common checks, in the kernel's order: flags, then every input
- * IOVA and the length against overflow, then prot. @src_iova is copy's source
- * (0 for a map), checked with the rest as IOMMU_IOAS_COPY does.
- */
-static int check_map_args(const uint64_t *iova, uint64_t src_iova,
+static int check_map_args(struct iopt_ioas *ioas, const char *op,
+			  const uint64_t *iova, uint64_t src_iova,
 			  uint64_t length, unsigned int flags)
 {
-	if (flags & ~IOAS_MAP_FLAGS)
+	if (flags & ~IOAS_MAP_FLAGS) {
+		iopt_refuse(&ioas->iopt, "%s: unknown flags 0x%x", op,
+			    flags & ~IOAS_MAP_FLAGS);
 		return -EOPNOTSUPP;
+	}
 	if (((flags & IOPT_IOAS_MAP_FIXED_IOVA) && *iova >= UINT64_MAX) ||
-	    src_iova >= UINT64_MAX || length >= UINT64_MAX)
+	    src_iova >= UINT64_MAX || length >= UINT64_MAX) {
+		iopt_refuse(&ioas->iopt, "%s: an IOVA or the length is "
+			    "UINT64_MAX", op);
 		return -EOVERFLOW;
-	if (!(flags & (IOPT_IOAS_MAP_WRITEABLE | IOPT_IOAS_MAP_READABLE)))
+	}
+	if (!(flags & (IOPT_IOAS_MAP_WRITEABLE | IOPT_IOAS_MAP_READABLE))) {
+		iopt_refuse(&ioas->iopt, "%s: neither READABLE nor WRITEABLE",
+			    op);
 		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -154,7 +171,8 @@ static int ioas_map_source(struct iopt_ioas *ioas, const struct map_source *src,
 
 	if (!ioas || !iova)
 		return -EINVAL;
-	rc = check_map_args(iova, 0, length, flags);
+	rc = check_map_args(ioas, src->is_file ? "map_file" : "map", iova, 0,
+			    length, flags);
 	if (rc)
 		return rc;
 	if (src->is_file && src->memfd < 0)
@@ -245,7 +263,7 @@ int iopt_ioas_copy(struct iopt_ioas *dst, uint64_t *dst_iova,
 
 	if (!dst || !dst_iova || !src)
 		return ioas_trace("copy", dst, -EINVAL);
-	rc = check_map_args(dst_iova, src_iova, length, flags);
+	rc = check_map_args(dst, "copy", dst_iova, src_iova, length, flags);
 	if (rc)
 		return ioas_trace("copy", dst, rc);
 

@@ -167,6 +167,15 @@ static void count_log(void *data, const char *msg)
 	fx->nlog++;
 }
 
+/* @call returns @err and says why in exactly one line of the context's log. */
+#define REFUSED(fx, call, err)                                                 \
+	do {                                                                   \
+		unsigned int nlog_ = (fx).nlog;                                \
+									       \
+		assert_int_equal((call), (err));                               \
+		assert_int_equal((fx).nlog, nlog_ + 1);                        \
+	} while (0)
+
 static char *buf_alloc(size_t len)
 {
 	char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -403,7 +412,7 @@ static void access_pin_errors(void **state)
 
 	(void)state;
 	fx_init(&fx, 4);
-	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE, PS, pages,
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE, PS, pages,
 					       NULL, 0), -ENOENT);
 	/* areas: [BASE, +2 pages) RW, gap, BASE+3p RO, BASE+4p WO */
 	map_at(fx.ioas, fx.buf, 2 * PS, BASE, RW_RW);
@@ -411,29 +420,29 @@ static void access_pin_errors(void **state)
 	map_at(fx.ioas, fx.buf + 3 * PS, PS, BASE + 4 * PS, RW_W);
 	assert_int_equal(iopt_access_attach(fx.drv.access, fx.ioas), 0);
 
-	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE, 0, pages,
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE, 0, pages,
 					       NULL, 0), -EINVAL);
-	assert_int_equal(iopt_access_pin_pages(fx.drv.access, UINT64_MAX - 10,
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, UINT64_MAX - 10,
 					       PS, pages, NULL, 0), -EOVERFLOW);
-	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE, PS, pages,
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE, PS, pages,
 					       NULL, 1u << 5), -EOPNOTSUPP);
-	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE + 8, PS,
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE + 8, PS,
 					       pages, NULL, 0), -EINVAL);
 	/* the gap: the pins of the first area are undone */
-	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE, 4 * PS,
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE, 4 * PS,
 					       pages, NULL, 0), -ENOENT);
 	assert_int_equal(area_accesses(fx.ioas, BASE), 0);
 	assert_false(host_pinned(fx.buf));
-	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE + 2 * PS, PS,
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE + 2 * PS, PS,
 					       pages, NULL, 0), -ENOENT);
 	/* prot: write to read-only, read of write-only */
-	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE + 3 * PS, PS,
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE + 3 * PS, PS,
 					       pages, NULL, IOPT_ACCESS_RW_WRITE),
 			 -EPERM);
-	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE + 4 * PS, PS,
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE + 4 * PS, PS,
 					       pages, NULL, 0), -EPERM);
 	/* -EPERM on the second area undoes the first area's pin */
-	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE + 3 * PS,
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE + 3 * PS,
 					       2 * PS, pages, NULL, 0), -EPERM);
 	assert_int_equal(area_accesses(fx.ioas, BASE + 3 * PS), 0);
 	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE + 4 * PS, PS,
@@ -445,10 +454,9 @@ static void access_pin_errors(void **state)
 	assert_int_equal(iopt_access_create(fx.ctx, &rw_only_ops, NULL, 0,
 					    &rw_only), 0);
 	assert_int_equal(iopt_access_attach(rw_only, fx.ioas), 0);
-	assert_int_equal(iopt_access_pin_pages(rw_only, BASE, PS, pages, NULL,
+	REFUSED(fx, iopt_access_pin_pages(rw_only, BASE, PS, pages, NULL,
 					       0), -EINVAL);
 	iopt_access_destroy(rw_only);
-	assert_int_equal(fx.nlog, 0);
 	fx_fini(&fx);
 }
 
@@ -1045,22 +1053,22 @@ static void access_rw_errors(void **state)
 
 	(void)state;
 	fx_init(&fx, 3);
-	assert_int_equal(iopt_access_rw(fx.drv.access, BASE, tmp, 1, 0, &copied),
+	REFUSED(fx, iopt_access_rw(fx.drv.access, BASE, tmp, 1, 0, &copied),
 			 -ENOENT);
 	assert_int_equal(copied, 0);
 	map_at(fx.ioas, fx.buf, 2 * PS, BASE, RW_RW);
 	map_at(fx.ioas, fx.buf + 2 * PS, PS, BASE + 3 * PS, RW_R);
 	assert_int_equal(iopt_access_attach(fx.drv.access, fx.ioas), 0);
 
-	assert_int_equal(iopt_access_rw(fx.drv.access, BASE, tmp, 0, 0, NULL),
+	REFUSED(fx, iopt_access_rw(fx.drv.access, BASE, tmp, 0, 0, NULL),
 			 -EINVAL);
-	assert_int_equal(iopt_access_rw(fx.drv.access, UINT64_MAX, tmp, 2, 0,
+	REFUSED(fx, iopt_access_rw(fx.drv.access, UINT64_MAX, tmp, 2, 0,
 					NULL), -EOVERFLOW);
-	assert_int_equal(iopt_access_rw(fx.drv.access, BASE, tmp, 1, 1u << 4,
+	REFUSED(fx, iopt_access_rw(fx.drv.access, BASE, tmp, 1, 1u << 4,
 					NULL), -EOPNOTSUPP);
 	/* a gap after a partial copy: the bytes before it are copied */
 	memset(tmp, 0, sizeof(tmp));
-	assert_int_equal(iopt_access_rw(fx.drv.access, BASE + PS + 10, tmp,
+	REFUSED(fx, iopt_access_rw(fx.drv.access, BASE + PS + 10, tmp,
 					2 * PS, 0, &copied), -ENOENT);
 	assert_int_equal(copied, PS - 10);
 	assert_memory_equal(tmp, fx.buf + PS + 10, PS - 10);
@@ -1069,7 +1077,7 @@ static void access_rw_errors(void **state)
 					0, &copied), 0);
 	assert_memory_equal(tmp, fx.buf + 2 * PS, PS);
 	memset(tmp, 0x77, PS);
-	assert_int_equal(iopt_access_rw(fx.drv.access, BASE + 3 * PS, tmp, 8,
+	REFUSED(fx, iopt_access_rw(fx.drv.access, BASE + 3 * PS, tmp, 8,
 					IOPT_ACCESS_RW_WRITE, &copied), -EPERM);
 	assert_int_equal(copied, 0);
 	assert_int_not_equal(fx.buf[2 * PS], 0x77);

@@ -38,7 +38,17 @@ struct fix {
 	struct iopt_ioas *ioas;
 	uint8_t *buf;
 	int owner;
+	unsigned int log_lines;	/* refusal log lines since the last check */
+	char last_line[512];
 };
+
+static void fix_log(void *data, const char *msg)
+{
+	struct fix *f = data;
+
+	f->log_lines++;
+	snprintf(f->last_line, sizeof(f->last_line), "%s", msg);
+}
 
 static int fix_setup(void **state)
 {
@@ -61,6 +71,7 @@ static int fix_setup(void **state)
 	assert_int_equal(iopt_ioas_allow_iovas(f->ioas, &allowed, 1), 0);
 	assert_int_equal(iopt_ioas_reserve(f->ioas, RESV_START, RESV_LAST,
 					   &f->owner), 0);
+	iopt_ctx_set_log(f->ctx, fix_log, f);
 	*state = f;
 	return 0;
 }
@@ -106,12 +117,22 @@ static void snap_check(struct fix *f, const struct snap *before)
 	assert_int_equal(now.live_allocs, before->live_allocs);
 }
 
-/* The call returns @err and the IOAS is unchanged. */
+/*
+ * The call returns @err, the IOAS is unchanged, and a refusal said why in
+ * exactly one log line, unless the handle it would be said to was NULL.
+ */
 #define REFUSED(f, err, call)                                                  \
 	do {                                                                   \
 		struct snap snap_before_ = snap_take(f);                       \
+		bool said_ = (err) < 0 && !strstr(#call, "(NULL");            \
+									       \
+		(f)->log_lines = 0;                                            \
 		assert_int_equal((call), (err));                               \
 		snap_check(f, &snap_before_);                                  \
+		if ((f)->log_lines != said_)                                   \
+			fail_msg("%s: %u log lines, expected %d (last: %s)",  \
+				 #call, (f)->log_lines, said_,                 \
+				 (f)->log_lines ? (f)->last_line : "-");       \
 	} while (0)
 
 /* A domain whose ops must never run: every call here is refused first. */
