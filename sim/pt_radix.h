@@ -19,9 +19,10 @@
  *
  * Table life cycle: FREE -> LIVE (allocated) -> PENDING (unlinked, on a
  * gather's freelist, still walkable by stale hardware caches) -> FREE only
- * in iopt_sim_pt_release(), which the domain calls from iotlb_sync after
- * invalidating. A freed page is not zeroed until it is allocated again, so a
- * stale walk before the sync sees the old contents, as on hardware.
+ * in iopt_sim_pt_release(), which the domain calls after an invalidation
+ * that covered the table (iotlb_sync, flush-all). A freed page is not zeroed
+ * until it is allocated again, so a stale walk before the sync sees the old
+ * contents, as on hardware.
  *
  * Vocabulary: "last" inclusive; level 0 holds the smallest leaves.
  */
@@ -227,7 +228,8 @@ void iopt_sim_pt_for_each_leaf(struct sim_pt *pt, uint64_t first,
  * @pt: table that unlinked them.
  * @list: a gather's freelist; every page on it is PENDING.
  *
- * Only iotlb_sync calls this, after invalidating.
+ * Only the domain's iotlb_sync and flush_iotlb_all call this, after an
+ * invalidation that covered every table on @list.
  */
 void iopt_sim_pt_release(struct sim_pt *pt, struct iopt_gather_page *list);
 

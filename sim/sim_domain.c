@@ -8,8 +8,9 @@
  *   a leaf replaced empty tables it syncs them itself before returning (as
  *   iommupt does), so the caller never sees that gather;
  * - iotlb_sync runs the IOMMU's invalidation model, retires the journal
- *   records the gather covers, reports freed tables the gather does not
- *   cover, then lets the tables leave quarantine;
+ *   records the gather covers, and lets the freed tables it covered leave
+ *   quarantine; one it does not cover is reported and held back until a
+ *   covering sync or a flush-all;
  * - dirty tracking: enabling cleans every stale D bit (and flushes), reading
  *   ORs the D state of replicated entries and cleans every replica;
  * - quiesce drains the journal: whatever is left is a missing invalidation.
@@ -116,35 +117,72 @@ static bool range_covers(const struct iopt_iotlb_gather *g, uint64_t first,
 	return g->queued || (g->start <= first && g->last >= last);
 }
 
+/* Last IOVA the table @m translates. */
+static uint64_t table_last(const struct sim_domain *sd,
+			   const struct sim_pt_meta *m)
+{
+	unsigned int span = sd->pt.fmt->granule_lg2 +
+			    SIM_PT_ENTRIES_LG2 * (m->level + 1u);
+
+	return span >= 64 ? UINT64_MAX : m->va_first + ((UINT64_C(1) << span) - 1);
+}
+
 /*
- * Report freed tables the gather does not cover, then release them. A page
+ * Did the sync of @g invalidate every walk-cache entry that may point at the
+ * quarantined table @m? Its range must cover the table's IOVA span, and the
+ * sync must be one that flushes walk caches: a leaf-only sync (no freed
+ * table: AMD without PDE, the VT-d leaf hint) leaves them in place.
+ */
+static bool sync_covers_table(const struct sim_domain *sd,
+			      const struct iopt_iotlb_gather *g,
+			      const struct sim_pt_meta *m)
+{
+	return (g->queued || g->freelist) &&
+	       range_covers(g, m->va_first, table_last(sd, m));
+}
+
+/*
+ * Release the freed tables the sync of @g covered. A new one it does not
+ * cover is reported and joins the held list, and stays quarantined (still
+ * walkable) until a later sync covers it or a flush-all: recycling it would
+ * let a stale walk-cache entry read whatever the page holds next. A page
  * that is not one of this domain's quarantined tables is reported and left
  * alone: releasing it would corrupt some table arena.
  */
+static void page_push(struct iopt_gather_page **list, struct iopt_gather_page *p)
+{
+	p->next = *list;
+	*list = p;
+}
+
 static void sync_release_tables(struct sim_domain *sd,
 				const struct iopt_iotlb_gather *g)
 {
-	struct iopt_gather_page *p = g->freelist, *next, *ok = NULL;
+	struct iopt_gather_page *p, *next, *ok = NULL, *held = NULL;
+	const struct sim_pt_meta *m;
+	bool covered;
 
-	for (; p; p = next) {
-		const struct sim_pt_meta *m = iopt_sim_pt_pending_meta(&sd->pt, p);
-		unsigned int span;
-		uint64_t last;
-
+	for (p = g->freelist; p; p = next) {
 		next = p->next;
+		m = iopt_sim_pt_pending_meta(&sd->pt, p);
 		if (!m) {
 			sim_report(sd, IOPT_SIM_REPORT_BAD_GATHER, 0, UINT64_MAX, 0);
 			continue;
 		}
-		span = sd->pt.fmt->granule_lg2 + SIM_PT_ENTRIES_LG2 * (m->level + 1u);
-		last = span >= 64 ? UINT64_MAX :
-		       m->va_first + ((UINT64_C(1) << span) - 1);
-		if (!range_covers(g, m->va_first, last))
+		covered = sync_covers_table(sd, g, m);
+		if (!covered)
 			sim_report(sd, IOPT_SIM_REPORT_TABLE_UNSYNCED,
-				   m->va_first, last, m->level);
-		p->next = ok;
-		ok = p;
+				   m->va_first, table_last(sd, m), m->level);
+		page_push(covered ? &ok : &held, p);
 	}
+	pthread_mutex_lock(&sd->held_lock);
+	for (p = sd->held; p; p = next) {
+		next = p->next;
+		m = iopt_sim_pt_pending_meta(&sd->pt, p);
+		page_push(sync_covers_table(sd, g, m) ? &ok : &held, p);
+	}
+	sd->held = held;
+	pthread_mutex_unlock(&sd->held_lock);
 	iopt_sim_pt_release(&sd->pt, ok);
 }
 
@@ -184,10 +222,17 @@ static int sim_iotlb_sync_map(struct iopt_domain *d, uint64_t iova,
 static void sim_flush_iotlb_all(struct iopt_domain *d)
 {
 	struct sim_domain *sd = to_sim_domain(d);
+	struct iopt_gather_page *held;
 
 	iopt_sim_iotlb_invalidate(sd->iommu, sd->id, 0, UINT64_MAX, true);
 	if (sd->pt.journal)
 		iopt_sim_journal_retire(sd->pt.journal, 0, UINT64_MAX, 0, 0);
+	/* Nothing cached can point at a held table any more. */
+	pthread_mutex_lock(&sd->held_lock);
+	held = sd->held;
+	sd->held = NULL;
+	pthread_mutex_unlock(&sd->held_lock);
+	iopt_sim_pt_release(&sd->pt, held);
 }
 
 static void quiesce_report(void *arg, const struct sim_journal_rec *rec)
@@ -507,6 +552,7 @@ static void sim_domain_free(struct iopt_domain *d)
 	if (sd->pt.journal)
 		iopt_sim_journal_destroy(&sd->journal);
 	pthread_mutex_destroy(&sd->written.lock);
+	pthread_mutex_destroy(&sd->held_lock);
 	iopt_free(sd->written.slots);
 	iopt_free(sd);
 }
@@ -598,6 +644,7 @@ int iopt_sim_domain_alloc(struct iopt_sim_iommu *iommu,
 	}
 	sd->pt.log_sets = iommu->cfg.negative_cache;
 	pthread_mutex_init(&sd->written.lock, NULL);
+	pthread_mutex_init(&sd->held_lock, NULL);
 	sd->domain.ops = &sim_domain_ops;
 	sd->domain.pgsize_bitmap = sd->pt.pgsize_bitmap;
 	*out = &sd->domain;

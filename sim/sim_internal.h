@@ -121,6 +121,10 @@ struct sim_written {
  * @tracking: dirty tracking enabled (AMD DTE.HAD, VT-d SSADE; ARM keeps HD
  *	      on regardless, see sim_dma.c); atomic.
  * @written: ground truth of DMA writes.
+ * @held_lock: guards @held; a leaf (taken before nothing else).
+ * @held: quarantined tables whose freeing sync did not cover them, linked
+ *	  through their meta's link; released by a covering sync or a
+ *	  flush-all.
  */
 struct sim_domain {
 	struct iopt_domain domain;
@@ -130,6 +134,8 @@ struct sim_domain {
 	struct sim_journal journal;
 	bool tracking;
 	struct sim_written written;
+	pthread_mutex_t held_lock;
+	struct iopt_gather_page *held;
 };
 
 /**
