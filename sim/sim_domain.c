@@ -452,18 +452,40 @@ void iopt_sim_domain_written_clear(struct iopt_domain *d)
 
 /* ---- inspection and test hooks ---- */
 
-int iopt_sim_domain_read_entry(struct iopt_domain *d, uint64_t iova,
-			       unsigned int level, uint64_t *entry)
+/* The entry a walk for @iova meets at @level, NULL when it ends above. */
+static uint64_t *walk_entry_at(struct sim_pt *pt, uint64_t iova,
+			       unsigned int level)
 {
-	struct sim_pt *pt = &to_sim_domain(d)->pt;
 	unsigned int shift = pt->fmt->granule_lg2 + SIM_PT_ENTRIES_LG2 * level;
 	struct sim_pt_walk w;
 
 	iopt_sim_pt_walk(pt, iova, 0, 0, &w);
 	if (level < w.level || level > iopt_sim_pt_top_level(pt))
+		return NULL;
+	return &sim_pt_table(pt, w.table_pa[level])
+		[(iova >> shift) & (SIM_PT_ENTRIES - 1)];
+}
+
+int iopt_sim_domain_read_entry(struct iopt_domain *d, uint64_t iova,
+			       unsigned int level, uint64_t *entry)
+{
+	uint64_t *e = walk_entry_at(&to_sim_domain(d)->pt, iova, level);
+
+	if (!e)
 		return -ENOENT;
-	*entry = sim_pte_load(&sim_pt_table(pt, w.table_pa[level])
-			      [(iova >> shift) & (SIM_PT_ENTRIES - 1)]);
+	*entry = sim_pte_load(e);
+	return 0;
+}
+
+int iopt_sim_domain_write_entry(struct iopt_domain *d, uint64_t iova,
+				unsigned int level, uint64_t entry)
+{
+	uint64_t *e = walk_entry_at(&to_sim_domain(d)->pt, iova, level);
+
+	if (!e)
+		return -ENOENT;
+	/* A raw store, as a stray write would do: no journal, no gather. */
+	sim_pte_store(e, entry);
 	return 0;
 }
 

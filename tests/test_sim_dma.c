@@ -261,6 +261,50 @@ static void test_dma_faults(void **state)
 	env_close(&e);
 }
 
+/*
+ * A leaf whose output lies beyond the domain's width: map refuses to write
+ * one (-ERANGE), so corrupt a valid leaf the way a buggy encoder would.
+ */
+static void test_dma_fault_oa_too_wide(void **state)
+{
+	struct iopt_sim_domain_config cfg = {
+		.format = IOPT_SIM_FMT_VTDSS, .oa_bits = 40,
+	};
+	const uint64_t wide = (UINT64_C(1) << 40) | 3;	/* R|W, OA = 2^40 */
+	struct iopt_domain *narrow;
+	struct iopt_sim_fault f;
+	uint64_t good = 0;
+	uint8_t tmp[8];
+	struct env e;
+
+	(void)state;
+	env_open(&e, IOPT_SIM_FMT_VTDSS, IOPT_SIM_INVAL_RANGE, 0);
+	assert_int_equal(iopt_sim_domain_alloc(e.iommu, &cfg, &narrow), 0);
+	assert_int_equal(iopt_sim_dev_attach(e.dev, narrow), 0);
+	assert_int_equal(iopt_domain_map(narrow, IOVA_BASE, UINT64_C(1) << 40,
+					 SZ_4K, RW), -ERANGE);
+	assert_int_equal(iopt_domain_map(narrow, IOVA_BASE, 0x1000, SZ_4K, RW), 0);
+	assert_int_equal(iopt_sim_domain_read_entry(narrow, IOVA_BASE, 0, &good), 0);
+	assert_int_equal(iopt_sim_domain_write_entry(narrow, IOVA_BASE, 0, wide), 0);
+	assert_int_equal(iopt_sim_dma_read(e.dev, IOVA_BASE + 8, tmp, 8), 0);
+	assert_true(iopt_sim_fault_pop(e.iommu, &f));
+	assert_int_equal(f.reason, IOPT_SIM_FAULT_OA_TOO_WIDE);
+	assert_int_equal(f.iova, IOVA_BASE + 8);
+	assert_int_equal(f.level, 0);
+	assert_int_equal(f.entry, wide);
+	/* Nothing was cached: restored, the walk reaches the (unpinned) frame. */
+	assert_int_equal(iopt_sim_domain_write_entry(narrow, IOVA_BASE, 0, good), 0);
+	assert_int_equal(iopt_sim_dma_read(e.dev, IOVA_BASE, tmp, 8), 0);
+	pop_fault(&e, IOPT_SIM_FAULT_UNPINNED, IOVA_BASE, false);
+	/* A walk that ends above the level has no entry to write. */
+	assert_int_equal(iopt_sim_domain_write_entry(narrow, SZ_1G << 9, 0, wide),
+			 -ENOENT);
+	assert_int_equal(iopt_domain_unmap_sync(narrow, IOVA_BASE, SZ_4K), SZ_4K);
+	assert_int_equal(iopt_sim_dev_attach(e.dev, e.d), 0);
+	narrow->ops->free(narrow);
+	env_close(&e);
+}
+
 /* ---- IOTLB: a skipped flush is a stale DMA and a journal report ---- */
 
 static void stale_case(enum iopt_sim_inval_model model, bool sticky)
@@ -864,6 +908,7 @@ static void test_dirty_arm_dbm(void **state)
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_dma_round_trip),
 	cmocka_unit_test(test_dma_faults),
+	cmocka_unit_test(test_dma_fault_oa_too_wide),
 	cmocka_unit_test(test_stale_without_flush),
 	cmocka_unit_test(test_gather_too_narrow),
 	cmocka_unit_test(test_gather_wrong_domain),

@@ -251,6 +251,22 @@ IOPT_API int iopt_sim_domain_read_entry(struct iopt_domain *d, uint64_t iova,
 					unsigned int level, uint64_t *entry);
 
 /**
+ * iopt_sim_domain_write_entry() - overwrite the raw entry a walk for @iova
+ * meets at @level (test hook: a corrupted table, as a driver bug or a stray
+ * write would leave it).
+ * @d: simulated domain.
+ * @iova: IOVA.
+ * @level: table level (0 = smallest leaves).
+ * @entry: the new 64-bit entry, stored as is.
+ *
+ * Nothing is journaled or invalidated, and the engine trusts the tables: the
+ * caller restores a consistent entry (or clears it) before unmapping or
+ * freeing the domain. Return: 0; -ENOENT when the walk ends above @level.
+ */
+IOPT_API int iopt_sim_domain_write_entry(struct iopt_domain *d, uint64_t iova,
+					 unsigned int level, uint64_t entry);
+
+/**
  * iopt_sim_domain_count_leaves() - count leaves by size (a replicated run is
  * one leaf) in [@first, @last].
  * @d: simulated domain.
