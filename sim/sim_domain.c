@@ -12,7 +12,8 @@
  *   quarantine; one it does not cover is reported and held back until a
  *   covering sync or a flush-all;
  * - dirty tracking: enabling cleans every stale D bit (and flushes), reading
- *   ORs the D state of replicated entries and cleans every replica;
+ *   ORs the D state of replicated entries and cleans every replica; asking
+ *   for bits while tracking is off is -EINVAL, as on AMD and VT-d;
  * - quiesce drains the journal: whatever is left is a missing invalidation.
  * The ground-truth "written" set lets tests prove dirty reporting never
  * under-reports.
@@ -338,6 +339,14 @@ static int sim_read_and_clear_dirty(struct iopt_domain *d, uint64_t iova,
 	uint64_t last = iova + length - 1;
 
 	if (!length || last < iova || flags & ~IOPT_DIRTY_NO_CLEAR)
+		return -EINVAL;
+	/*
+	 * As the AMD and VT-d drivers do: bits asked for while tracking is off
+	 * cannot be trusted. Clearing without a bitmap stays allowed, since
+	 * that is how the core wipes stale bits before enabling.
+	 */
+	if (dirty && dirty->record &&
+	    !__atomic_load_n(&c.sd->tracking, __ATOMIC_ACQUIRE))
 		return -EINVAL;
 	iopt_sim_pt_for_each_leaf(&c.sd->pt, iova, last, dirty_leaf, &c);
 	return 0;

@@ -10,11 +10,13 @@
  * harvest only reports writes made after it. Clearing is followed by one IOTLB
  * sync, so a device cannot keep writing through a cached clean entry unseen.
  *
- * Two deliberate differences from the kernel (docs/differences.md): a hole
- * in the requested range and a backend error are returned (the kernel
- * discards the iterator's result), and a page_size that is not a power of two
- * is refused. A domain must be attached to the IOAS (-EINVAL otherwise); the
- * kernel gets that from the HWPT object.
+ * Deliberate differences from the kernel (docs/differences.md): a hole in
+ * the requested range and a backend error are returned (the kernel discards
+ * the iterator's result); among the latter, a read from a domain whose
+ * tracking is off, which the AMD and VT-d drivers (and the simulator) refuse
+ * with -EINVAL, so the caller learns its bitmap means nothing; and a
+ * page_size that is not a power of two is refused. A domain must be attached
+ * to the IOAS (-EINVAL otherwise); the kernel gets that from the HWPT object.
  *
  * Locking: domains_rwsem (read) keeps the domain attached for the call, then
  * iova_rwsem (read) keeps the areas in place; reads run concurrently with
@@ -167,7 +169,8 @@ static int iopt_read_and_clear_dirty_locked(struct io_pagetable *iopt,
  *
  * Locking: takes domains_rwsem (read), then iova_rwsem (read).
  * Return: 0; -EINVAL (range or page_size, not attached, a hole);
- * -EOVERFLOW; -EOPNOTSUPP (no dirty ops); the domain's error.
+ * -EOVERFLOW; -EOPNOTSUPP (no dirty ops); the domain's error (-EINVAL from
+ * the simulator, AMD and VT-d while tracking is off).
  * On failure: bits for area pieces before the failure may be set (and
  * cleared in the domain).
  */

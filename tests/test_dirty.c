@@ -4,11 +4,13 @@
  * enabling clears stale state, device writes (simulated DMA) show up in the
  * caller's bitmap at the requested granule, read-and-clear versus NO_CLEAR,
  * whole huge leaves, unaligned bitmaps and OR semantics, and our deliberate
- * difference from the kernel (a hole in the range is an error).
+ * differences from the kernel (a hole in the range, or a read while tracking
+ * is off, is an error).
  *
  * Cases citing "sem5_N" check iopt-semantics.md §5.N, "kst_N"
- * kernel-selftests.md §4.N. The simulator's written-page set is the ground
- * truth every bitmap is compared with.
+ * kernel-selftests.md §4.N, "diff_" a deliberate difference from the
+ * kernel. The simulator's written-page set is the ground truth every bitmap
+ * is compared with.
  */
 #include "harness.h"
 
@@ -255,6 +257,40 @@ static void diff_dirty_hole_is_error(void **state)
 	assert_int_equal(iopt_ioas_attach_domain(f->ioas, f->domain), 0);
 }
 
+/* Read the 16 small pages at page granularity. */
+static int read_small(struct fix *f, unsigned int flags, uint8_t *bitmap)
+{
+	return iopt_ioas_read_dirty(f->ioas, f->domain, SMALL_IOVA, 16 * PAGE,
+				    PAGE, flags, bitmap);
+}
+
+/*
+ * docs/differences.md: reading from a domain whose tracking is off is the
+ * domain's -EINVAL (the AMD and VT-d drivers refuse; the kernel returns 0
+ * with nothing set). Turning tracking off and on still works, and the bits
+ * of the off period are gone.
+ */
+static void diff_dirty_tracking_off_is_error(void **state)
+{
+	struct fix *f = *state;
+	uint8_t bitmap[2] = { 0 };
+
+	dma_write(f, SMALL_IOVA + 3 * PAGE);
+	assert_int_equal(iopt_ioas_set_dirty_tracking(f->ioas, f->domain, false),
+			 0);
+	dma_write(f, SMALL_IOVA + 4 * PAGE);
+	assert_int_equal(read_small(f, 0, bitmap), -EINVAL);
+	assert_int_equal(read_small(f, IOPT_DIRTY_NO_CLEAR, bitmap), -EINVAL);
+	assert_int_equal(bit_count(bitmap, sizeof(bitmap)), 0);
+	assert_int_equal(iopt_ioas_set_dirty_tracking(f->ioas, f->domain, true),
+			 0);
+	assert_int_equal(read_small(f, 0, bitmap), 0);
+	assert_int_equal(bit_count(bitmap, sizeof(bitmap)), 0);
+	dma_write(f, SMALL_IOVA + 4 * PAGE);
+	assert_int_equal(read_small(f, 0, bitmap), 0);
+	assert_int_equal(bitmap[0], 0x10);
+}
+
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(sem5_39_read_clear_and_no_clear,
 					fix_setup, fix_teardown),
@@ -267,6 +303,8 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(dirty_granule_two_pages,
 					fix_setup, fix_teardown),
 	cmocka_unit_test_setup_teardown(diff_dirty_hole_is_error,
+					fix_setup, fix_teardown),
+	cmocka_unit_test_setup_teardown(diff_dirty_tracking_off_is_error,
 					fix_setup, fix_teardown),
 };
 

@@ -755,6 +755,44 @@ static void test_dirty_amd_replicas(void **state)
 	env_close(&e);
 }
 
+/*
+ * With tracking off a read that wants bits is -EINVAL (AMD and VT-d refuse
+ * too); clearing without a bitmap, as the core does before enabling, is not.
+ */
+static void test_dirty_read_needs_tracking(void **state)
+{
+	unsigned int fmt;
+
+	(void)state;
+	for (fmt = 0; fmt < IOPT_SIM_FMT_NR; fmt++) {
+		struct iopt_iotlb_gather g;
+		struct recorder r = { .n = 0 };
+		struct iopt_dirty_bitmap bm = {
+			.record = rec_record, .opaque = &r, .gather = &g,
+		};
+		struct iopt_dirty_bitmap clear_only = { .gather = &g };
+		struct env e;
+
+		env_open(&e, fmt, IOPT_SIM_INVAL_RANGE, 0);
+		assert_int_equal(iopt_domain_map(e.d, IOVA_BASE, e.pa, SZ_4K, RW), 0);
+		assert_int_equal(iopt_sim_domain_set_dirty(e.d, IOVA_BASE), 0);
+		iopt_iotlb_gather_init(&g);
+		assert_int_equal(e.d->ops->read_and_clear_dirty(e.d, IOVA_BASE, SZ_4K,
+								IOPT_DIRTY_NO_CLEAR,
+								&bm), -EINVAL);
+		assert_int_equal(r.n, 0);
+		assert_int_equal(e.d->ops->read_and_clear_dirty(e.d, IOVA_BASE, SZ_4K,
+								0, &clear_only), 0);
+		iopt_domain_iotlb_sync(e.d, &g);
+		assert_int_equal(e.d->ops->set_dirty_tracking(e.d, true), 0);
+		assert_int_equal(e.d->ops->read_and_clear_dirty(e.d, IOVA_BASE, SZ_4K,
+								0, &bm), 0);
+		assert_int_equal(r.n, 0);
+		iopt_domain_iotlb_sync(e.d, &g);
+		env_close(&e);
+	}
+}
+
 /* Clearing D without invalidating: later writes hit the cached D and are lost. */
 static void test_dirty_cached_d_lost_without_flush(void **state)
 {
@@ -918,6 +956,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_stale_hit_check),
 	cmocka_unit_test(test_negative_cache),
 	cmocka_unit_test(test_dirty_amd_replicas),
+	cmocka_unit_test(test_dirty_read_needs_tracking),
 	cmocka_unit_test(test_dirty_cached_d_lost_without_flush),
 	cmocka_unit_test(test_dirty_arm_dbm),
 	cmocka_unit_test(test_accessed_bit_per_format),
