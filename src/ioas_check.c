@@ -200,7 +200,14 @@ static int check_area_layout(struct io_pagetable *iopt, struct iopt_area *area,
 		return broken(ctx, "area [0x%" PRIx64 ", 0x%" PRIx64
 			      "] index range does not match its pages",
 			      first, last);
-	if (area->pages && !area->storage_domain != !iopt->ndomains)
+	*next_free = last + 1;
+	/*
+	 * An area in flight has its storage domain set by its map under
+	 * pages->mutex alone: only a published one's is stable here.
+	 */
+	if (!area->pages)
+		return 0;
+	if (!area->storage_domain != !iopt->ndomains)
 		return broken(ctx, "area [0x%" PRIx64 ", 0x%" PRIx64
 			      "] storage domain %p with %zu domains", first,
 			      last, (void *)area->storage_domain,
@@ -208,7 +215,6 @@ static int check_area_layout(struct io_pagetable *iopt, struct iopt_area *area,
 	if (area->storage_domain && !domain_attached(iopt, area->storage_domain))
 		return broken(ctx, "area [0x%" PRIx64 ", 0x%" PRIx64
 			      "] stored in a detached domain", first, last);
-	*next_free = last + 1;
 	return 0;
 }
 
