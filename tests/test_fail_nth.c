@@ -5,25 +5,37 @@
  *
  * For each operation, in a realistic world (two IOASes, A with two simulated
  * domains, B with none; user, read-only and memfd areas; a copy from A into
- * B; a pinning access on A holding pins, an rw access on B; dirty tracking on;
- * a device attached), the sweep fails the n-th injection point (allocation,
- * pin, domain map_pages, memfd mapping: src/alloc.h) for n = 1, 2, ... until
- * the operation runs past its last point. The world is rebuilt for every n,
- * so each run starts from the same state. After each injected failure:
+ * B; a pinning access on A holding pins, an rw access on B; dirty tracking on
+ * with a dirty page; a device attached), the sweep fails the n-th injection
+ * point (allocation, pin: populate and mlock, domain map_pages, memfd
+ * mapping: src/alloc.h) for n = 1, 2, ... until the operation runs past its
+ * last point. The world is rebuilt for every n, so each run starts from the
+ * same state. After each injected failure:
  *  - the result is a negative errno and the failure was really injected;
  *  - the observable state equals the state before (struct snap: layout
- *    digests, every domain's translations in the window and leaf counts, the
- *    pin registry's per-page counts, the context's pinned and charged
- *    counters, every pages object's pins, store and access intervals, the
- *    driver's pins and where each access is attached, live allocations);
+ *    digests, every domain's leaves in the window with their dirty and
+ *    accessed bits, leaf counts and tracking state, the pin registry's
+ *    per-page counts for the source buffer and every page of every pages
+ *    object (memfd ones included), the context's counters and accounting
+ *    mode, every pages object's pins, store and access intervals, the
+ *    driver's pins and where each access is attached);
  *  - iopt_ioas_check_set(IOPT_CHECK_COMPLETE) holds.
- * After every run, failed or not, the world is torn down and nothing may be
- * pinned, charged or allocated (iopt_alloc_live() back to its baseline).
+ * A case marked CASE_PURE (queries, refusals, create-and-destroy) must leave
+ * that state equal when it succeeds too. After every run, failed or not, the
+ * world is torn down and nothing may be pinned, charged or allocated
+ * (iopt_alloc_live() back to its baseline).
+ *
+ * Every case is swept in three passes (struct pass): populate-only pins with
+ * per-user accounting, the same with 64-byte batches (so the many-batch and
+ * on-stack fallback paths fail too), and mlock pins with per-process
+ * accounting (so mlock's injection point and its unwind are reached).
+ * iopt_test_quick() (valgrind) drops the small-batch pass.
  *
  * Operations that are not atomic by contract (unmap across areas, rw, read of
- * dirty bits) are swept on states where they touch one area, so "nothing
- * changed" is the contract there too. Each case prints its (operation, n)
- * pairs; the last line of a full run has the total.
+ * dirty bits) are swept on states where they touch one area or cannot fail
+ * half-way, so "nothing changed" is the contract there too. Each case prints
+ * its (operation, n) pairs, the runs where the n-th point failed; the last
+ * line of a full run has the total.
  */
 #include "harness.h"
 
@@ -45,6 +57,7 @@
 #include "model.h"
 #include "pages.h"
 #include "pin.h"
+#include "sim_internal.h"
 
 #define PAGE IOPT_PAGE_SIZE
 #define RW (IOPT_IOAS_MAP_READABLE | IOPT_IOAS_MAP_WRITEABLE)
@@ -77,6 +90,41 @@ struct world {
 	uint8_t *buf;
 	int memfd;
 };
+
+/* How the world pins and charges; every case is swept under each. */
+struct pass {
+	const char *name;
+	enum iopt_pin_backend pin;
+	enum iopt_account_mode account;
+	size_t batch_memory;		/* iopt_set_temp_memory_limit(), 0: default */
+	bool slow;			/* left out by iopt_test_quick() */
+};
+
+static const struct pass passes[] = {
+	{ "populate", IOPT_PIN_POPULATE_ONLY, IOPT_ACCOUNT_USER, 0, false },
+	{ "small batches", IOPT_PIN_POPULATE_ONLY, IOPT_ACCOUNT_USER, 64, true },
+	{ "mlock+mm", IOPT_PIN_MLOCK, IOPT_ACCOUNT_MM, 0, false },
+};
+
+#define NPASSES (sizeof(passes) / sizeof(passes[0]))
+
+typedef int (*op_fn)(struct world *w);
+
+/*
+ * One case: @prep shapes the world before the snapshot (nothing armed),
+ * @op is swept.
+ */
+struct fail_case {
+	const char *name;
+	op_fn prep;
+	op_fn op;
+	unsigned int flags;
+};
+
+/* succeeding changes nothing observable either */
+#define CASE_PURE		(1u << 0)
+/* A's huge pages are off before anything is mapped, so A can be cut */
+#define CASE_A_SMALL_PAGES	(1u << 1)
 
 static const struct iopt_access_driver_ops rw_only_ops = { 0 };
 static uint8_t *buf_mem;	/* BUF_PAGES, reused by every world */
@@ -113,11 +161,12 @@ static void log_check(void *data, const char *msg)
 		printf("# %s\n", msg);
 }
 
-static void world_build(struct world *w)
+static void world_build(struct world *w, const struct pass *pass,
+			unsigned int flags)
 {
 	struct iopt_ctx_options opts = {
-		.account_mode = IOPT_ACCOUNT_USER,
-		.pin_backend = IOPT_PIN_POPULATE_ONLY,
+		.account_mode = pass->account,
+		.pin_backend = pass->pin,
 		.flags = IOPT_CTX_LIMIT,
 		.limit_pages = 1u << 20,
 	};
@@ -132,6 +181,8 @@ static void world_build(struct world *w)
 		w->dom[i] = sim_domain(w, i);
 	assert_int_equal(iopt_ioas_alloc(w->ctx, &w->a), 0);
 	assert_int_equal(iopt_ioas_alloc(w->ctx, &w->b), 0);
+	if (flags & CASE_A_SMALL_PAGES)
+		assert_int_equal(iopt_ioas_set_huge_pages(w->a, 0), 0);
 	for (int i = 0; i != 2; i++) {
 		assert_int_equal(iopt_ioas_attach_domain(w->a, w->dom[i]), 0);
 		w->dom_attached[i] = true;
@@ -176,6 +227,13 @@ static void world_build(struct world *w)
 	/* something for read_dirty to find */
 	assert_int_equal(iopt_sim_dma_write(w->dev, A_RW + PAGE, w->buf, 64),
 			 64);
+	/* the mlock pass must really lock, or its injection point is moot */
+	if (pass->pin == IOPT_PIN_MLOCK) {
+		struct iopt_ctx_stats st;
+
+		iopt_ctx_read_stats(w->ctx, &st);
+		assert_true(st.registry_locked_pages != 0);
+	}
 }
 
 /* Tear down and check that nothing is pinned, charged or allocated. */
@@ -224,14 +282,35 @@ static uint64_t mix(uint64_t h, uint64_t v)
 
 struct snap {
 	uint64_t digest[2];
-	uint64_t domains;	/* translations in the window, leaf counts */
+	uint64_t domains;	/* leaves in the window, leaf counts, tracking */
 	uint64_t registry;	/* per-page pin counts of buf */
-	uint64_t pages;		/* every pages object's books */
+	uint64_t pages;		/* every pages object's books and pins */
 	struct iopt_ctx_stats st;
+	enum iopt_account_mode account;
 	unsigned int drv_pins;
 	struct iopt_ioas *drv_ioas;
 	long live;
 };
+
+/*
+ * The leaf entry a walk for @iova ends on: the output address, the
+ * permissions and the dirty and accessed bits, in the format's own bits.
+ * Only leaves: an empty table a failed map left behind is not observable.
+ */
+static uint64_t leaf_entry(struct iopt_domain *d, uint64_t iova)
+{
+	uint64_t entry;
+
+	if (!d->ops->iova_to_phys(d, iova))
+		return 0;
+	for (unsigned int level = 0; level <= iopt_sim_domain_top_level(d);
+	     level++)
+		if (!iopt_sim_domain_read_entry(d, iova, level, &entry))
+			return entry;
+	fail_msg("iova 0x%llx translates but has no leaf",
+		 (unsigned long long)iova);
+	return 0;
+}
 
 static uint64_t hash_domain(struct iopt_domain *d)
 {
@@ -240,9 +319,23 @@ static uint64_t hash_domain(struct iopt_domain *d)
 
 	for (int i = 0; i != 64; i++)
 		h = mix(h, counts[i]);
-	for (uint64_t iova = WIN; iova != WIN_END; iova += PAGE)
+	for (uint64_t iova = WIN; iova != WIN_END; iova += PAGE) {
 		h = mix(h, d->ops->iova_to_phys(d, iova));
-	return h;
+		h = mix(h, leaf_entry(d, iova));
+	}
+	return mix(h, __atomic_load_n(&to_sim_domain(d)->tracking,
+				      __ATOMIC_RELAXED));
+}
+
+/* The registry's view of one host page. */
+static uint64_t hash_pin(uint64_t h, uintptr_t host)
+{
+	struct iopt_pin_page_state ps;
+
+	h = mix(h, (uint64_t)iopt_pin_page_state(host, &ps));
+	h = mix(h, ps.nlocked);
+	h = mix(h, ps.npopulated);
+	return mix(h, ps.pfn);
 }
 
 static uint64_t hash_pages(uint64_t h, struct iopt_area *area)
@@ -268,6 +361,9 @@ static uint64_t hash_pages(uint64_t h, struct iopt_area *area)
 	for (node = iopt_itree_first(&pages->domains_itree); node;
 	     node = iopt_itree_next(node))
 		h = mix(mix(h, node->start), node->last);
+	/* memfd pages live in the library's own mapping, not in buf */
+	for (uint64_t i = 0; i != pages->npages; i++)
+		h = hash_pin(h, (uintptr_t)pages->uptr + i * PAGE);
 	iopt_mutex_unlock(&pages->mutex);
 	return h;
 }
@@ -285,28 +381,29 @@ static uint64_t hash_ioas_pages(uint64_t h, struct iopt_ioas *ioas)
 
 static void snap_take(struct world *w, struct snap *s)
 {
-	struct iopt_pin_page_state ps;
-
 	memset(s, 0, sizeof(*s));
 	s->live = iopt_alloc_live();
 	s->digest[0] = w->a ? iopt_table_digest(&w->a->iopt) : 0;
 	s->digest[1] = w->b ? iopt_table_digest(&w->b->iopt) : 0;
 	for (int i = 0; i != 3; i++)
 		s->domains = mix(s->domains, hash_domain(w->dom[i]));
-	for (int i = 0; i != BUF_PAGES; i++) {
-		iopt_pin_page_state((uintptr_t)(w->buf + i * PAGE), &ps);
-		s->registry = mix(s->registry, ps.nlocked + ps.npopulated);
-		s->registry = mix(s->registry, ps.pfn);
-	}
+	for (int i = 0; i != BUF_PAGES; i++)
+		s->registry = hash_pin(s->registry, (uintptr_t)(w->buf + i * PAGE));
 	if (w->a)
 		s->pages = hash_ioas_pages(s->pages, w->a);
 	if (w->b)
 		s->pages = hash_ioas_pages(s->pages, w->b);
 	iopt_ctx_read_stats(w->ctx, &s->st);
+	s->account = iopt_ctx_account_mode(w->ctx);
 	s->drv_pins = model_drv_count(&w->drv) + model_drv_count(&w->drv_b);
 	s->drv_ioas = w->drv.access ? w->drv.access->ioas : NULL;
 }
 
+/*
+ * Live allocations are not compared: a failed call may keep capacity it
+ * grew (the domain or access slot arrays, as the kernel's xarrays do), so
+ * they are only checked after teardown, by world_destroy().
+ */
 static void snap_assert_equal(const struct snap *x, const struct snap *y)
 {
 	assert_true(x->digest[0] == y->digest[0]);
@@ -318,16 +415,13 @@ static void snap_assert_equal(const struct snap *x, const struct snap *y)
 	assert_int_equal(x->st.pages_charged, y->st.pages_charged);
 	assert_int_equal(x->st.account_pages, y->st.account_pages);
 	assert_int_equal(x->st.registry_pages, y->st.registry_pages);
+	assert_int_equal(x->st.registry_locked_pages,
+			 y->st.registry_locked_pages);
 	assert_int_equal(x->st.registry_runs, y->st.registry_runs);
+	assert_int_equal(x->st.registry_locked_runs, y->st.registry_locked_runs);
+	assert_int_equal(x->account, y->account);
 	assert_int_equal(x->drv_pins, y->drv_pins);
 	assert_ptr_equal(x->drv_ioas, y->drv_ioas);
-	/*
-	 * A failed call may keep capacity it grew (the domain or access slot
-	 * arrays, as the kernel's xarrays do), so live allocations are only
-	 * compared after teardown, by world_destroy().
-	 */
-	if (y->live != x->live)
-		capacity_kept++;
 }
 
 static void check_world(struct world *w)
@@ -344,13 +438,14 @@ static void check_world(struct world *w)
 
 /* ---- the sweep ---- */
 
-typedef int (*op_fn)(struct world *w);
-
 /*
- * Fail the n-th point of @op for n = 1, 2, ... in a fresh world each time,
- * until a run reaches no n-th point. Return: the (operation, n) pairs.
+ * Fail the n-th point of @c for n = 1, 2, ... in a fresh world each time,
+ * until a run reaches no n-th point. Return: the (operation, n) pairs, the
+ * runs in which the n-th point failed (not the last run, which passed them
+ * all).
  */
-static unsigned long sweep_once(const char *name, op_fn op)
+static unsigned long sweep_once(const struct fail_case *c,
+				const struct pass *pass)
 {
 	unsigned long n;
 
@@ -360,20 +455,23 @@ static unsigned long sweep_once(const char *name, op_fn op)
 		bool fired;
 		int rc;
 
-		world_build(&w);
+		world_build(&w, pass, c->flags);
+		if (c->prep)
+			assert_int_equal(c->prep(&w), 0);
 		check_world(&w);
 		snap_take(&w, &before);
 		iopt_fail_nth_arm(n);
-		rc = op(&w);
+		rc = c->op(&w);
 		iopt_fail_nth_disarm();
 		fired = iopt_fail_nth_fired();
-		if (rc) {
-			if (!fired)
-				fail_msg("%s: %d with no fault injected (n=%lu)",
-					 name, rc, n);
-			assert_true(rc < 0);
+		if (rc && !fired)
+			fail_msg("%s (%s): %d with no fault injected (n=%lu)",
+				 c->name, pass->name, rc, n);
+		if (rc || (c->flags & CASE_PURE)) {
+			assert_true(rc <= 0);
 			snap_take(&w, &after);
 			snap_assert_equal(&before, &after);
+			capacity_kept += rc && after.live != before.live;
 		}
 		check_world(&w);
 		world_destroy(&w);
@@ -381,37 +479,48 @@ static unsigned long sweep_once(const char *name, op_fn op)
 			break;
 	}
 	assert_true(n < MAX_N);
-	return n;
+	return n - 1;
 }
 
-/*
- * The sweep with the default batch memory, then with batches of a few
- * entries so the many-batches and on-stack fallback paths fail too.
- */
-static unsigned long sweep(const char *name, op_fn op)
+static void sweep(const struct fail_case *c)
 {
-	unsigned long n;
+	unsigned long n[NPASSES] = { 0 }, sum = 0;
 
 #ifndef IOPT_FAULT_INJECTION
 	skip();
 #endif
-	n = sweep_once(name, op);
-	iopt_set_temp_memory_limit(64);
-	n += sweep_once(name, op);
-	iopt_set_temp_memory_limit(0);
-	pairs_total += n;
-	printf("# fail-nth %s: %lu (operation, n) pairs checked, %lu in all; "
-	       "%lu failures kept capacity\n", name, n, pairs_total,
+	for (size_t i = 0; i != NPASSES; i++) {
+		if (passes[i].slow && iopt_test_quick())
+			continue;
+		iopt_set_temp_memory_limit(passes[i].batch_memory);
+		n[i] = sweep_once(c, &passes[i]);
+		iopt_set_temp_memory_limit(0);
+		sum += n[i];
+	}
+	pairs_total += sum;
+	printf("# fail-nth %s: %lu (operation, n) pairs checked (", c->name, sum);
+	for (size_t i = 0; i != NPASSES; i++)
+		printf("%s%s %lu", i ? ", " : "", passes[i].name, n[i]);
+	printf("), %lu in all; %lu failures kept capacity\n", pairs_total,
 	       capacity_kept);
-	return n;
 }
 
-#define SWEEP(name)                                                            \
+#define SWEEP(name, prep, flags)                                               \
 	static void fail_nth_##name(void **state)                              \
 	{                                                                      \
+		static const struct fail_case c = { #name, prep, op_##name,    \
+						    flags };                   \
 		(void)state;                                                   \
-		assert_true(sweep(#name, op_##name) >= 1);                     \
+		sweep(&c);                                                     \
 	}
+
+/* An expected refusal is the case's success; an unexpected success is not. */
+static int refused(int rc, int want)
+{
+	if (rc == want)
+		return 0;
+	return rc ? rc : -EPROTO;
+}
 
 /* ---- the operations ---- */
 
@@ -435,6 +544,39 @@ static int op_ctx_alloc(struct world *w)
 		rc = iopt_ctx_set_account_mode(ctx, IOPT_ACCOUNT_MM);
 		iopt_ctx_destroy(ctx);
 	}
+	return rc;
+}
+
+/* Accounting moves only on an empty context: -EBUSY, nothing changes. */
+static int op_set_account_mode_busy(struct world *w)
+{
+	return refused(iopt_ctx_set_account_mode(w->ctx, IOPT_ACCOUNT_NONE),
+		       -EBUSY);
+}
+
+/* Every option that sizes something: caches, fault ring. */
+static int op_sim_iommu_alloc(struct world *w)
+{
+	const struct iopt_sim_iommu_config cfg = {
+		.iotlb_entries = 64, .walk_entries = 16, .sticky = true,
+		.negative_cache = true, .fault_ring = 8,
+	};
+	struct iopt_sim_iommu *iommu;
+	int rc = iopt_sim_iommu_alloc(&cfg, &iommu);
+
+	(void)w;
+	if (!rc)
+		iopt_sim_iommu_destroy(iommu);
+	return rc;
+}
+
+static int op_sim_dev_alloc(struct world *w)
+{
+	struct iopt_sim_dev *dev;
+	int rc = iopt_sim_dev_alloc(w->iommu, 7, &dev);
+
+	if (!rc)
+		iopt_sim_dev_destroy(dev);
 	return rc;
 }
 
@@ -520,6 +662,12 @@ static int op_unmap_all(struct world *w)
 	return iopt_ioas_unmap_all(w->b, NULL);
 }
 
+/* Two domains to unfill and pins to call back on, across three areas. */
+static int op_unmap_all_domains(struct world *w)
+{
+	return iopt_ioas_unmap_all(w->a, NULL);
+}
+
 static int op_allow_iovas(struct world *w)
 {
 	const struct iopt_iova_range r[3] = { { 0x10000000, 0x1fffffff },
@@ -554,6 +702,14 @@ static int op_cut(struct world *w)
 	return iopt_ioas_cut(w->b, &at, 1);
 }
 
+/* A split with storage in two domains (A's huge pages are off). */
+static int op_cut_domains(struct world *w)
+{
+	uint64_t at = A_RO + 5 * PAGE - 1;
+
+	return iopt_ioas_cut(w->a, &at, 1);
+}
+
 static int op_set_huge_pages(struct world *w)
 {
 	int rc = iopt_ioas_set_huge_pages(w->b, 0);
@@ -561,6 +717,18 @@ static int op_set_huge_pages(struct world *w)
 	if (!rc)
 		rc = iopt_ioas_set_huge_pages(w->b, 1);
 	return rc;
+}
+
+/* Domains and areas: huge IOPTEs may be in place, so no turning them off. */
+static int op_huge_pages_refused(struct world *w)
+{
+	return refused(iopt_ioas_set_huge_pages(w->a, 0), -EINVAL);
+}
+
+/* Back on with domains attached (A's huge pages are off). */
+static int op_huge_pages_enable(struct world *w)
+{
+	return iopt_ioas_set_huge_pages(w->a, 1);
 }
 
 /* A third domain: every area is read from the storage domain or store. */
@@ -592,6 +760,17 @@ static int op_set_dirty_tracking(struct world *w)
 	return iopt_ioas_set_dirty_tracking(w->a, w->dom[1], true);
 }
 
+static int op_dirty_tracking_off(struct world *w)
+{
+	return iopt_ioas_set_dirty_tracking(w->a, w->dom[0], false);
+}
+
+/* Enabling again clears the dirty page first. */
+static int op_dirty_tracking_again(struct world *w)
+{
+	return iopt_ioas_set_dirty_tracking(w->a, w->dom[0], true);
+}
+
 static int op_read_dirty(struct world *w)
 {
 	uint64_t bitmap[1] = { 0 };
@@ -607,6 +786,18 @@ static int op_dma(struct world *w)
 	memset(data, 0x5a, sizeof(data));
 	return iopt_sim_dma_write(w->dev, A_RW + PAGE / 2, data,
 				  sizeof(data)) == sizeof(data) ? 0 : -EFAULT;
+}
+
+/* A read sets accessed bits while tracking is on, and must see buf. */
+static int op_dma_read(struct world *w)
+{
+	uint8_t data[2 * PAGE];
+
+	if (iopt_sim_dma_read(w->dev, A_RW + PAGE / 2, data, sizeof(data)) !=
+	    sizeof(data))
+		return -EFAULT;
+	assert_memory_equal(data, w->buf + PAGE / 2, sizeof(data));
+	return 0;
 }
 
 static int op_access_create(struct world *w)
@@ -695,53 +886,99 @@ static int op_access_destroy(struct world *w)
 	return 0;
 }
 
-static int op_ioas_destroy(struct world *w)
+static int prep_ioas_destroy(struct world *w)
 {
 	iopt_access_detach(w->rw_access);
 	iopt_access_detach(w->drv_b.access);
-	if (!iopt_ioas_destroy(w->b))
-		w->b = NULL;
 	return 0;
 }
 
-SWEEP(ctx_alloc)
-SWEEP(sim_domain_alloc)
-SWEEP(ioas_check)
-SWEEP(ioas_alloc)
-SWEEP(map)
-SWEEP(map_auto)
-SWEEP(map_file)
-SWEEP(map_nodomain)
-SWEEP(copy_into_domains)
-SWEEP(copy_same)
-SWEEP(unmap)
-SWEEP(unmap_pinned)
-SWEEP(unmap_all)
-SWEEP(allow_iovas)
-SWEEP(reserve)
-SWEEP(unreserve)
-SWEEP(iova_ranges)
-SWEEP(cut)
-SWEEP(set_huge_pages)
-SWEEP(attach_third)
-SWEEP(attach_first)
-SWEEP(detach)
-SWEEP(set_dirty_tracking)
-SWEEP(read_dirty)
-SWEEP(dma)
-SWEEP(access_create)
-SWEEP(access_attach)
-SWEEP(access_replace)
-SWEEP(access_detach)
-SWEEP(pin)
-SWEEP(pin_file)
-SWEEP(pin_nodomain)
-SWEEP(unpin)
-SWEEP(rw_nodomain)
-SWEEP(rw_file)
-SWEEP(rw_file_nodomain)
-SWEEP(access_destroy)
-SWEEP(ioas_destroy)
+/* B with nothing attached: its areas, its copy of A and its memfd go. */
+static int op_ioas_destroy(struct world *w)
+{
+	int rc = iopt_ioas_destroy(w->b);
+
+	if (!rc)
+		w->b = NULL;
+	return rc;
+}
+
+/* A domain or an access keeps the IOAS: -EBUSY, nothing changes. */
+static int op_ioas_destroy_busy(struct world *w)
+{
+	return refused(iopt_ioas_destroy(w->a), -EBUSY);
+}
+
+/*
+ * A taken apart as a user does: the access goes (its callback unpins), both
+ * domains are unfilled, then A is destroyed. None of these may fail,
+ * whatever fails inside them.
+ */
+static int op_ioas_teardown(struct world *w)
+{
+	int rc;
+
+	iopt_access_detach(w->drv.access);
+	for (int i = 0; i != 2; i++) {
+		iopt_ioas_detach_domain(w->a, w->dom[i]);
+		w->dom_attached[i] = false;
+	}
+	rc = iopt_ioas_destroy(w->a);
+	if (!rc)
+		w->a = NULL;
+	return rc;
+}
+
+SWEEP(ctx_alloc, NULL, CASE_PURE)
+SWEEP(set_account_mode_busy, NULL, CASE_PURE)
+SWEEP(sim_iommu_alloc, NULL, CASE_PURE)
+SWEEP(sim_domain_alloc, NULL, CASE_PURE)
+SWEEP(sim_dev_alloc, NULL, CASE_PURE)
+SWEEP(ioas_check, NULL, CASE_PURE)
+SWEEP(ioas_alloc, NULL, CASE_PURE)
+SWEEP(map, NULL, 0)
+SWEEP(map_auto, NULL, 0)
+SWEEP(map_file, NULL, 0)
+SWEEP(map_nodomain, NULL, 0)
+SWEEP(copy_into_domains, NULL, 0)
+SWEEP(copy_same, NULL, 0)
+SWEEP(unmap, NULL, 0)
+SWEEP(unmap_pinned, NULL, 0)
+SWEEP(unmap_all, NULL, 0)
+SWEEP(unmap_all_domains, NULL, 0)
+SWEEP(allow_iovas, NULL, 0)
+SWEEP(reserve, NULL, 0)
+SWEEP(unreserve, NULL, 0)
+SWEEP(iova_ranges, NULL, CASE_PURE)
+SWEEP(cut, NULL, 0)
+SWEEP(cut_domains, NULL, CASE_A_SMALL_PAGES)
+SWEEP(set_huge_pages, NULL, 0)
+SWEEP(huge_pages_refused, NULL, CASE_PURE)
+SWEEP(huge_pages_enable, NULL, CASE_A_SMALL_PAGES)
+SWEEP(attach_third, NULL, 0)
+SWEEP(attach_first, NULL, 0)
+SWEEP(detach, NULL, 0)
+SWEEP(set_dirty_tracking, NULL, 0)
+SWEEP(dirty_tracking_off, NULL, 0)
+SWEEP(dirty_tracking_again, NULL, 0)
+SWEEP(read_dirty, NULL, 0)
+SWEEP(dma, NULL, 0)
+SWEEP(dma_read, NULL, 0)
+SWEEP(access_create, NULL, CASE_PURE)
+SWEEP(access_attach, NULL, 0)
+SWEEP(access_replace, NULL, 0)
+SWEEP(access_detach, NULL, 0)
+SWEEP(pin, NULL, 0)
+SWEEP(pin_file, NULL, 0)
+SWEEP(pin_nodomain, NULL, 0)
+SWEEP(unpin, NULL, 0)
+SWEEP(rw_nodomain, NULL, 0)
+SWEEP(rw_file, NULL, 0)
+SWEEP(rw_file_nodomain, NULL, 0)
+SWEEP(access_destroy, NULL, 0)
+SWEEP(ioas_destroy, prep_ioas_destroy, 0)
+SWEEP(ioas_destroy_busy, NULL, CASE_PURE)
+SWEEP(ioas_teardown, NULL, 0)
 
 static int group_setup(void **state)
 {
@@ -765,7 +1002,13 @@ static int group_teardown(void **state)
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(fail_nth_ctx_alloc, group_setup,
 					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_set_account_mode_busy, group_setup,
+					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_sim_iommu_alloc, group_setup,
+					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_sim_domain_alloc, group_setup,
+					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_sim_dev_alloc, group_setup,
 					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_ioas_check, group_setup,
 					group_teardown),
@@ -789,6 +1032,8 @@ static const struct CMUnitTest tests[] = {
 					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_unmap_all, group_setup,
 					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_unmap_all_domains, group_setup,
+					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_allow_iovas, group_setup,
 					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_reserve, group_setup,
@@ -799,7 +1044,13 @@ static const struct CMUnitTest tests[] = {
 					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_cut, group_setup,
 					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_cut_domains, group_setup,
+					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_set_huge_pages, group_setup,
+					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_huge_pages_refused, group_setup,
+					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_huge_pages_enable, group_setup,
 					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_attach_third, group_setup,
 					group_teardown),
@@ -809,9 +1060,15 @@ static const struct CMUnitTest tests[] = {
 					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_set_dirty_tracking, group_setup,
 					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_dirty_tracking_off, group_setup,
+					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_dirty_tracking_again, group_setup,
+					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_read_dirty, group_setup,
 					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_dma, group_setup,
+					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_dma_read, group_setup,
 					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_access_create, group_setup,
 					group_teardown),
@@ -838,6 +1095,10 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(fail_nth_access_destroy, group_setup,
 					group_teardown),
 	cmocka_unit_test_setup_teardown(fail_nth_ioas_destroy, group_setup,
+					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_ioas_destroy_busy, group_setup,
+					group_teardown),
+	cmocka_unit_test_setup_teardown(fail_nth_ioas_teardown, group_setup,
 					group_teardown),
 };
 
