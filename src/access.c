@@ -304,24 +304,28 @@ static void contig_indexes(const struct iopt_area_contig_iter *iter,
 }
 
 /*
- * Release the per-area pins of [iova, last_iova]; every area of the range
- * is there and holds its pin. Return: whether the range was fully covered.
+ * Apply @op (iopt_area_has_access() to check, iopt_area_remove_access() to
+ * release) to the per-area interval of every area of [iova, last_iova].
+ * Return: whether the range was fully covered and @op matched on every area.
  * Locking: iova_rwsem held (read).
  */
 static bool access_unpin_range(struct iopt_access *access,
 			       struct io_pagetable *iopt, uint64_t iova,
-			       uint64_t last_iova)
+			       uint64_t last_iova,
+			       bool (*op)(struct iopt_area *area,
+					  uint64_t index, uint64_t last_index,
+					  bool unlock_area))
 {
 	struct iopt_area_contig_iter iter;
 	struct iopt_area *area;
 	uint64_t index, last_index;
+	bool matched = true;
 
 	iopt_for_each_contig_area(&iter, area, iopt, iova, last_iova) {
 		contig_indexes(&iter, last_iova, &index, &last_index);
-		iopt_area_remove_access(area, index, last_index,
-					access->internal);
+		matched &= op(area, index, last_index, access->internal);
 	}
-	return iopt_area_contig_done(&iter);
+	return matched && iopt_area_contig_done(&iter);
 }
 
 /*
@@ -446,18 +450,51 @@ static int access_pin_pages(struct iopt_access *access, uint64_t iova,
 
 err_unpin:
 	/* iter.cur_iova is the first IOVA this call did not pin. */
-	if (iova < iter.cur_iova)
-		(void)access_unpin_range(access, iopt, iova, iter.cur_iova - 1);
+	if (iova < iter.cur_iova) {
+		bool undone = access_unpin_range(access, iopt, iova,
+						 iter.cur_iova - 1,
+						 iopt_area_remove_access);
+
+		assert(undone);
+		(void)undone;
+	}
 	access_unlock_iopt(access, iopt);
 	return rc;
 }
 
+/*
+ * Release the pins of [iova, last_iova] only if every area's slice matches:
+ * check them all, then release. A range inside one area needs no check pass,
+ * iopt_area_remove_access() is all or nothing on its own (and unpin of a
+ * page is the hot path).
+ */
+static bool access_unpin_all_or_nothing(struct iopt_access *access,
+					struct io_pagetable *iopt,
+					uint64_t iova, uint64_t last_iova)
+{
+	struct iopt_area *area = iopt_area_find(iopt, iova);
+	bool one_area = area && last_iova <= iopt_area_last_iova(area);
+
+	return (one_area || access_unpin_range(access, iopt, iova, last_iova,
+					       iopt_area_has_access)) &&
+	       access_unpin_range(access, iopt, iova, last_iova,
+				  iopt_area_remove_access);
+}
+
+/*
+ * The kernel releases whatever areas of the range match and WARNs; here a
+ * range that does not match exactly, on every area, changes nothing, so a
+ * driver's wrong length cannot release some areas' pins and keep others'.
+ * Both passes run under one iova_rwsem read side, so the areas stay; only
+ * another unpin of the same interval racing this one (a second driver bug)
+ * can make the release pass miss after the check passed.
+ */
 void iopt_access_unpin_pages(struct iopt_access *access, uint64_t iova,
 			     uint64_t length)
 {
 	struct io_pagetable *iopt;
 	uint64_t last_iova;
-	bool covered;
+	bool matched;
 
 	if (!access)
 		return;
@@ -474,11 +511,11 @@ void iopt_access_unpin_pages(struct iopt_access *access, uint64_t iova,
 			     "not attached", access->id);
 		return;
 	}
-	covered = access_unpin_range(access, iopt, iova, last_iova);
+	matched = access_unpin_all_or_nothing(access, iopt, iova, last_iova);
 	access_unlock_iopt(access, iopt);
-	if (!covered)
+	if (!matched)
 		iopt_ctx_log(access->ctx, "access %" PRIu32 ": unpin of "
-			     "0x%" PRIx64 "+0x%" PRIx64 " not fully mapped",
+			     "0x%" PRIx64 "+0x%" PRIx64 " that matches no pin",
 			     access->id, iova, length);
 }
 

@@ -1253,21 +1253,49 @@ out_free:
 	return rc;
 }
 
-void iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
+/*
+ * The live interval an iopt_area_add_access() of exactly [start, last]
+ * through @area left, or NULL: the interval was never added, was added
+ * through another area of the same pages, or (@unlock_area) not as a lock.
+ */
+static struct iopt_pages_access *area_find_access(struct iopt_area *area,
+						  uint64_t start_index,
+						  uint64_t last_index,
+						  bool unlock_area)
+{
+	struct iopt_pages_access *access;
+
+	access = pages_find_exact_access(area->pages, start_index, last_index);
+	if (!access || !area->num_accesses || (unlock_area && !area->num_locks))
+		return NULL;
+	return access;
+}
+
+bool iopt_area_has_access(struct iopt_area *area, uint64_t start_index,
+			  uint64_t last_index, bool unlock_area)
+{
+	bool found;
+
+	iopt_mutex_lock(&area->pages->mutex);
+	found = area_find_access(area, start_index, last_index, unlock_area);
+	iopt_mutex_unlock(&area->pages->mutex);
+	return found;
+}
+
+bool iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
 			     uint64_t last_index, bool unlock_area)
 {
 	struct iopt_pages *pages = area->pages;
 	struct iopt_pages_access *access;
+	bool matched;
 
 	iopt_mutex_lock(&pages->mutex);
-	access = pages_find_exact_access(pages, start_index, last_index);
-	assert(access && access->users && area->num_accesses);
-	if (!access)
+	access = area_find_access(area, start_index, last_index, unlock_area);
+	matched = access;
+	if (!matched)
 		goto out_unlock;
-	if (unlock_area) {
-		assert(area->num_locks);
+	if (unlock_area)
 		area->num_locks--;
-	}
 	area->num_accesses--;
 	if (--access->users)
 		goto out_unlock;
@@ -1276,6 +1304,7 @@ void iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
 	iopt_free(access);
 out_unlock:
 	iopt_mutex_unlock(&pages->mutex);
+	return matched;
 }
 
 /* ---- byte copies ---- */

@@ -313,17 +313,34 @@ int iopt_area_add_access(struct iopt_area *area, uint64_t start_index,
 			 bool lock_area);
 
 /**
+ * iopt_area_has_access() - would iopt_area_remove_access() of the same
+ * arguments match? Lets a caller releasing a pin that spans several areas
+ * check them all first and release all or nothing.
+ * @area: the area.
+ * @start_index: the first index given to add.
+ * @last_index: the last index given to add.
+ * @unlock_area: the @lock_area given to add.
+ *
+ * Locking: iova_rwsem held (read); takes pages->mutex.
+ */
+bool iopt_area_has_access(struct iopt_area *area, uint64_t start_index,
+			  uint64_t last_index, bool unlock_area);
+
+/**
  * iopt_area_remove_access() - release one iopt_area_add_access().
  * @area: the area.
  * @start_index: the exact first index given to add.
  * @last_index: the exact last index given to add.
  * @unlock_area: the @lock_area given to add.
  *
- * An interval never added is a caller bug: asserted, otherwise ignored.
+ * An interval not added through @area (or not as a lock with
+ * @unlock_area) is a caller bug the caller reports (the kernel's WARN):
+ * nothing changes.
  *
- * Locking: iova_rwsem held (read); takes pages->mutex. Cannot fail.
+ * Locking: iova_rwsem held (read); takes pages->mutex.
+ * Return: whether it matched (and was released).
  */
-void iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
+bool iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
 			     uint64_t last_index, bool unlock_area);
 
 /**

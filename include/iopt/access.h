@@ -191,8 +191,12 @@ IOPT_API int iopt_access_pin_pages(struct iopt_access *access, uint64_t iova,
  * @iova: the @iova given to the pin.
  * @length: the @length given to the pin.
  *
- * A range that was not pinned exactly so is a driver bug: logged through the
- * context's log, ignored where nothing matches. Cannot fail.
+ * A range that was not pinned exactly so is a driver bug: one line in the
+ * context's log, and nothing is released, not even on the areas whose part
+ * of the range matches a pin there (the kernel releases those). Pins are
+ * counted per area and per page interval, not per call, so an unpin whose
+ * part in every area matches some pin's part there (one area's part of a
+ * pin spanning two, say) is taken as valid. Cannot fail.
  */
 IOPT_API void iopt_access_unpin_pages(struct iopt_access *access,
 				      uint64_t iova, uint64_t length);
