@@ -63,6 +63,7 @@ struct drv {
 	enum drv_mode mode;
 	struct drv_pin pins[MAX_PINS];
 	atomic_uint calls;
+	atomic_uint unpins;	/* made by the callback */
 	uint64_t last_iova;
 	uint64_t last_length;
 	/* optional: run inside the callback, after the unpins */
@@ -94,6 +95,7 @@ static void drv_unmap(void *data, uint64_t iova, uint64_t length)
 			continue;
 		iopt_access_unpin_pages(d->access, p->iova, p->length);
 		p->live = false;
+		atomic_fetch_add(&d->unpins, 1);
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (d->during)
@@ -128,6 +130,17 @@ static int drv_pin(struct drv *d, uint64_t iova, uint64_t length,
 	if (!rc)
 		assert_true(i != MAX_PINS);
 	return rc;
+}
+
+static unsigned int drv_live_pins(struct drv *d)
+{
+	unsigned int i, n = 0;
+
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; i != MAX_PINS; i++)
+		n += d->pins[i].live;
+	pthread_mutex_unlock(&d->lock);
+	return n;
 }
 
 static void drv_unpin_all(struct drv *d)
@@ -1318,17 +1331,17 @@ struct race {
 	struct fx *fx;
 	atomic_bool stop;
 	atomic_ulong pins_ok;
-	unsigned long pins_refused;
+	atomic_ulong pins_refused;
 };
 
-/* Wait (bounded) until the device pinned once more, so the next step races. */
-static void race_wait_pin(struct race *r)
+/* Wait (bounded) until *@count reaches @n. Return: whether it did. */
+static bool race_wait(atomic_ulong *count, unsigned long n)
 {
-	unsigned long seen = atomic_load(&r->pins_ok), spins;
+	unsigned long spins;
 
-	for (spins = 0; atomic_load(&r->pins_ok) == seen && spins < 100000;
-	     spins++)
+	for (spins = 0; atomic_load(count) < n && spins < 1000000; spins++)
 		sched_yield();
+	return atomic_load(count) >= n;
 }
 
 /* The device: pin a page of the area, read through it, unpin. */
@@ -1346,7 +1359,7 @@ static void *race_device(void *arg)
 		if (rc) {
 			/* the area is gone or being unmapped */
 			assert_true(rc == -ENOENT || rc == -EINVAL);
-			r->pins_refused++;
+			atomic_fetch_add(&r->pins_refused, 1);
 			/* back off: the callback needs the driver lock */
 			sched_yield();
 			continue;
@@ -1388,7 +1401,8 @@ static void access_race_unmap_pin(void **state)
 	map_at(fx.ioas, fx.buf, 4 * PS, BASE, RW_RW);
 	assert_int_equal(pthread_create(&thread, NULL, race_device, &r), 0);
 	for (i = 0; i != rounds; i++) {
-		race_wait_pin(&r);
+		/* the device pinned once more, so the unmap races it */
+		(void)race_wait(&r.pins_ok, atomic_load(&r.pins_ok) + 1);
 		assert_int_equal(iopt_ioas_unmap(fx.ioas, BASE, 4 * PS,
 						 &unmapped), 0);
 		assert_int_equal(unmapped, 4 * PS);
@@ -1398,13 +1412,18 @@ static void access_race_unmap_pin(void **state)
 	pthread_join(thread, NULL);
 	print_message("unmap/pin race: %u unmaps, %lu pins, %lu refused, "
 		      "%u callbacks\n", rounds, atomic_load(&r.pins_ok),
-		      r.pins_refused, atomic_load(&fx.drv.calls));
+		      atomic_load(&r.pins_refused), atomic_load(&fx.drv.calls));
 	assert_true(atomic_load(&r.pins_ok) >= rounds / 2);
 	assert_int_equal(area_accesses(fx.ioas, BASE), 0);
 	assert_int_equal(iopt_ioas_unmap_all(fx.ioas, NULL), 0);
 	fx_fini(&fx);
 }
 
+/*
+ * The device keeps one pin of both pages and reads through the IOAS until
+ * the callback of a replace takes the pin away; then it pins again at once,
+ * and is refused (-ENOENT) until the access is on the new IOAS.
+ */
 static void *replace_device(void *arg)
 {
 	struct race *r = arg;
@@ -1415,27 +1434,44 @@ static void *replace_device(void *arg)
 	int rc;
 
 	while (!atomic_load(&r->stop)) {
-		rc = drv_pin(d, BASE, 2 * PS, 0, false, pages);
-		if (rc) {
-			assert_int_equal(rc, -ENOENT);	/* mid-replace */
-			r->pins_refused++;
-			sched_yield();
-			continue;
+		if (!drv_live_pins(d)) {
+			rc = drv_pin(d, BASE, 2 * PS, 0, false, pages);
+			if (rc) {
+				assert_int_equal(rc, -ENOENT);	/* mid-replace */
+				atomic_fetch_add(&r->pins_refused, 1);
+				sched_yield();
+				continue;
+			}
+			assert_ptr_equal(pages[0], r->fx->buf);
+			atomic_fetch_add(&r->pins_ok, 1);
 		}
-		atomic_fetch_add(&r->pins_ok, 1);
-		sched_yield();
-		assert_ptr_equal(pages[0], r->fx->buf);
 		rc = iopt_access_rw(d->access, BASE + PS - 8, tmp, sizeof(tmp),
 				    0, &copied);
 		assert_true(rc == 0 || rc == -ENOENT);
 		if (!rc)
 			assert_memory_equal(tmp, r->fx->buf + PS - 8, 16);
-		drv_unpin_all(d);
+		sched_yield();
 	}
 	return NULL;
 }
 
-/* Replace back and forth between two IOASes while a device pins. */
+/*
+ * Runs in the replace's callback, after the driver unpinned: hold the
+ * replace in its window until the device has tried to pin there and been
+ * refused, so every round exercises it.
+ */
+static void during_replace_window(struct drv *d, uint64_t iova,
+				  uint64_t length)
+{
+	struct race *r = d->priv;
+
+	(void)iova;
+	(void)length;
+	assert_true(race_wait(&r->pins_refused,
+			      atomic_load(&r->pins_refused) + 1));
+}
+
+/* Replace back and forth between two IOASes, each time over a live pin. */
 static void access_replace_while_pinned(void **state)
 {
 	unsigned int rounds = iopt_test_quick() ? 50 : 1000, i;
@@ -1452,23 +1488,32 @@ static void access_replace_while_pinned(void **state)
 	map_at(ioas[0], fx.buf, 2 * PS, BASE, RW_RW);
 	map_at(ioas[1], fx.buf, 2 * PS, BASE, RW_RW);
 	assert_int_equal(iopt_access_attach(fx.drv.access, ioas[0]), 0);
+	fx.drv.priv = &r;
+	fx.drv.during = during_replace_window;
 	assert_int_equal(pthread_create(&thread, NULL, replace_device, &r), 0);
 	for (i = 1; i <= rounds; i++) {
 		struct iopt_ioas *old = ioas[(i - 1) & 1];
 
-		race_wait_pin(&r);
+		/* the device's i-th pin, made on the IOAS it is attached to */
+		assert_true(race_wait(&r.pins_ok, i));
+		assert_int_equal(area_accesses(old, BASE), 1);
 		assert_int_equal(iopt_access_replace(fx.drv.access,
 						     ioas[i & 1]), 0);
-		/* the callback dropped every pin in the old IOAS */
+		/* one callback, which took the live pin away in the old IOAS */
+		assert_int_equal(atomic_load(&fx.drv.calls), i);
+		assert_int_equal(atomic_load(&fx.drv.unpins), i);
 		assert_int_equal(area_accesses(old, BASE), 0);
 		assert_int_equal(ioas_alignment(old), 1);
 	}
 	atomic_store(&r.stop, true);
 	pthread_join(thread, NULL);
 	print_message("replace race: %u replaces, %lu pins, %lu refused\n",
-		      rounds, atomic_load(&r.pins_ok), r.pins_refused);
-	assert_true(atomic_load(&r.pins_ok) >= rounds / 2);
+		      rounds, atomic_load(&r.pins_ok),
+		      atomic_load(&r.pins_refused));
+	assert_true(atomic_load(&r.pins_refused) >= rounds);
+	fx.drv.during = NULL;
 	iopt_access_detach(fx.drv.access);
+	assert_int_equal(area_accesses(ioas[rounds & 1], BASE), 0);
 	assert_int_equal(iopt_ioas_destroy(ioas[1]), 0);
 	fx_fini(&fx);
 }
