@@ -300,8 +300,10 @@ IOPT_API int iopt_ioas_set_dirty_tracking(struct iopt_ioas *ioas,
  *
  * Return: 0; -EOPNOTSUPP (unknown flag, no dirty tracking); -EOVERFLOW;
  * -EINVAL (NULL, zero or non-power-of-two @page_size, misalignment, @domain
- * not attached, a hole in the range); the domain's error. Unlike the kernel
- * a hole or a domain error is returned, not swallowed (docs/differences.md).
+ * not attached, a hole in the range, or, from the simulated domain as from
+ * the AMD and VT-d drivers, tracking off); the domain's error. Unlike the
+ * kernel a hole or a domain error is returned, not swallowed
+ * (docs/differences.md).
  */
 IOPT_API int iopt_ioas_read_dirty(struct iopt_ioas *ioas,
 				  struct iopt_domain *domain, uint64_t iova,
