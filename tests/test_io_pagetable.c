@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <iopt/access.h>
 #include <iopt/check.h>
 #include <iopt/ctx.h>
 #include <iopt/ioas.h>
@@ -687,6 +688,40 @@ static int fix_setup_limited(void **state)
 	return fix_setup_opts(state, &opts);
 }
 
+/*
+ * semantics §5.12: the very map refused above succeeds, on the same context
+ * and limit, once the accounting mode is NONE: charged in the statistics,
+ * never refused.
+ */
+static void sem5_12_memlock_limit_none_mode(void **state)
+{
+	struct fix *f = *state;
+	struct mock_domain *m = mock_alloc(PAGE);
+	uint64_t iova = MOCK_APERTURE_START;
+	struct iopt_ctx_stats st;
+
+	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), 0);
+	assert_int_equal(iopt_ioas_map(f->ioas, f->buf, 8 * PAGE, &iova, FIXED),
+			 -ENOMEM);
+	/* the mode may change only while the context has no objects */
+	iopt_ioas_detach_domain(f->ioas, &m->domain);
+	assert_int_equal(iopt_ioas_destroy(f->ioas), 0);
+	assert_int_equal(iopt_ctx_set_account_mode(f->ctx, IOPT_ACCOUNT_NONE),
+			 0);
+	assert_int_equal(iopt_ioas_alloc(f->ctx, &f->ioas), 0);
+	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), 0);
+	assert_int_equal(iopt_ioas_map(f->ioas, f->buf, 8 * PAGE, &iova, FIXED),
+			 0);
+	iopt_ctx_read_stats(f->ctx, &st);
+	assert_int_equal(st.pages_pinned, 8);
+	assert_int_equal(st.pages_charged, 8);
+	assert_int_equal(st.account_pages, 8);
+	assert_true(st.limit_pages == IOPT_CTX_UNLIMITED);
+	assert_translates(&m->domain, iova, f->buf, 8 * PAGE, PAGE);
+	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
+	mock_detach_free(f, m);
+}
+
 /* semantics §5.13-15, selftests §4.1-4.3: unmap rules */
 static void sem5_13_15_unmap_whole_areas(void **state)
 {
@@ -1206,6 +1241,311 @@ static void sem5_30_cut_refusals_and_noops(void **state)
 	assert_int_equal(iopt_ioas_cut(f->ioas, &odd, 1), 0);
 	assert_int_equal(count_areas(f->ioas), 2);
 	mock_free(&m->domain);
+}
+
+/* A pinning access whose driver counts unmap callbacks in *@calls. */
+static void count_unmap(void *data, uint64_t iova, uint64_t length)
+{
+	(void)iova, (void)length;
+	(*(unsigned int *)data)++;
+}
+
+static const struct iopt_access_driver_ops pin_ops = {
+	.needs_pin_pages = true,
+	.unmap = count_unmap,
+};
+
+static struct iopt_access *pin_access_attach(struct fix *f,
+					     unsigned int *calls)
+{
+	struct iopt_access *acc;
+
+	assert_int_equal(iopt_access_create(f->ctx, &pin_ops, calls, 0, &acc),
+			 0);
+	assert_int_equal(iopt_access_attach(acc, f->ioas), 0);
+	return acc;
+}
+
+/*
+ * semantics §5.30: a cut inside an area with an outstanding access pin is
+ * -EINVAL, every time and wherever in the area (the area has accesses, not
+ * only the pinned pages), and changes nothing; at the area's first or last
+ * byte it is a no-op success; a cut of another area works, and the splits
+ * before a refused IOVA stay. After the unpin the same cut works.
+ */
+static void sem5_30_cut_refused_under_access_pin(void **state)
+{
+	struct fix *f = *state;
+	const uint64_t a = 0x100000, b = a + HPAGE;
+	uint64_t edges[2] = { a, a + 8 * PAGE - 1 }, cut, d;
+	uint64_t mixed[2] = { b + 2 * PAGE - 1, a + 4 * PAGE - 1 };
+	unsigned int calls = 0;
+	struct iopt_access *acc;
+
+	map_fixed(f, a, f->buf, 8 * PAGE);
+	map_fixed(f, b, f->buf, 4 * PAGE);
+	acc = pin_access_attach(f, &calls);
+	assert_int_equal(iopt_access_pin_pages(acc, a + 2 * PAGE, 2 * PAGE,
+					       NULL, NULL, 0), 0);
+	d = digest(f);
+	for (int i = 0; i != 3; i++) {
+		cut = a + 3 * PAGE - 1;
+		assert_int_equal(iopt_ioas_cut(f->ioas, &cut, 1), -EINVAL);
+		cut = a + 6 * PAGE - 1;
+		assert_int_equal(iopt_ioas_cut(f->ioas, &cut, 1), -EINVAL);
+	}
+	assert_int_equal(iopt_ioas_cut(f->ioas, edges, 2), 0);
+	assert_true(digest(f) == d);
+	assert_int_equal(pinned(f), 2);
+	assert_int_equal(iopt_ioas_cut(f->ioas, mixed, 2), -EINVAL);
+	assert_int_equal(count_areas(f->ioas), 3);
+	iopt_access_unpin_pages(acc, a + 2 * PAGE, 2 * PAGE);
+	assert_int_equal(iopt_ioas_cut(f->ioas, &mixed[1], 1), 0);
+	assert_int_equal(count_areas(f->ioas), 4);
+	assert_int_equal(calls, 0);
+	iopt_access_destroy(acc);
+	assert_int_equal(pinned(f), 0);
+}
+
+/*
+ * semantics §5.40 with §3.1: at an alignment @align > 1, map and copy refuse
+ * an IOVA, a length or a source offset that is not a multiple of it with
+ * -EINVAL, and so does a cut; unmap checks no alignment (the kernel's
+ * iopt_unmap_iova() does not), so a misaligned range is judged by the areas
+ * it meets alone. Expects an area of 4 pages at @a, removed at the end.
+ */
+static void assert_alignment_refusals(struct fix *f, uint64_t a,
+				      uint64_t align)
+{
+	const uint64_t half = align / 2, to = a + HPAGE;
+	uint64_t d = digest(f), pins = pinned(f), iova, unmapped;
+
+	iova = to + half;
+	assert_int_equal(iopt_ioas_map(f->ioas, f->buf, PAGE, &iova, FIXED),
+			 -EINVAL);
+	iova = to;
+	assert_int_equal(iopt_ioas_map(f->ioas, f->buf, PAGE + half, &iova,
+				       FIXED), -EINVAL);
+	assert_int_equal(iopt_ioas_map(f->ioas, f->buf + half, PAGE, &iova,
+				       FIXED), -EINVAL);
+	assert_int_equal(iopt_ioas_map(f->ioas, f->buf + half, PAGE, &iova, RW),
+			 -EINVAL);
+	iova = to + half;
+	assert_int_equal(iopt_ioas_copy(f->ioas, &iova, f->ioas, a, PAGE,
+					FIXED), -EINVAL);
+	iova = to;
+	assert_int_equal(iopt_ioas_copy(f->ioas, &iova, f->ioas, a, PAGE + half,
+					FIXED), -EINVAL);
+	assert_int_equal(iopt_ioas_copy(f->ioas, &iova, f->ioas, a + half, PAGE,
+					FIXED), -EINVAL);
+	iova = a + PAGE + half - 1;
+	assert_int_equal(iopt_ioas_cut(f->ioas, &iova, 1), -EINVAL);
+	assert_true(digest(f) == d);
+	assert_int_equal(pinned(f), pins);
+
+	assert_int_equal(iopt_ioas_unmap(f->ioas, a + half, PAGE, &unmapped),
+			 -ENOENT);
+	assert_int_equal(iopt_ioas_unmap(f->ioas, to + half, PAGE, &unmapped),
+			 -ENOENT);
+	assert_true(digest(f) == d);
+	assert_int_equal(iopt_ioas_unmap(f->ioas, a - half, 4 * PAGE + align,
+					 &unmapped), 0);
+	assert_int_equal(unmapped, 4 * PAGE);
+}
+
+/* semantics §5.40: the alignment of a domain whose smallest page is 4 KiB */
+static void sem5_40_alignment_from_domain(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_sim_domain_config cfg = {
+		.pgsize_mask = PAGE | HPAGE,
+		.aperture_start = MOCK_APERTURE_START,
+		.aperture_last = MOCK_APERTURE_LAST,
+	};
+	const uint64_t a = MOCK_APERTURE_START + HPAGE;
+	struct iopt_domain *d;
+
+	assert_int_equal(iopt_sim_iommu_alloc(NULL, &f->iommu), 0);
+	assert_int_equal(iopt_sim_domain_alloc(f->iommu, &cfg, &d), 0);
+	assert_int_equal(iopt_ioas_attach_domain(f->ioas, d), 0);
+	map_fixed(f, a, f->buf, 4 * PAGE);
+	assert_alignment_refusals(f, a, PAGE);
+	sim_kind_assert_empty(d);
+	iopt_ioas_detach_domain(f->ioas, d);
+	d->ops->free(d);
+}
+
+/* semantics §5.40: the alignment of a pinning access, with no domain */
+static void sem5_40_alignment_from_access(void **state)
+{
+	struct fix *f = *state;
+	const uint64_t a = 0x100000;
+	unsigned int calls = 0;
+	struct iopt_access *acc = pin_access_attach(f, &calls);
+
+	map_fixed(f, a, f->buf, 4 * PAGE);
+	assert_alignment_refusals(f, a, PAGE);
+	iopt_access_destroy(acc);
+	/* the access gone, byte granularity is back */
+	map_fixed(f, a + 1, f->buf + 1, PAGE + 1);
+}
+
+/*
+ * semantics §5.40: a dirty read checks the IOAS alignment, not only
+ * page_size: with a 2 KiB domain and a pinning access (alignment 4 KiB) a
+ * 2 KiB-granular request is -EINVAL, and the same request works once the
+ * access is gone.
+ */
+static void sem5_40_dirty_read_alignment(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_domain *d = sim_kind_alloc(f);
+	const uint64_t a = MOCK_APERTURE_START, half = PAGE / 2;
+	uint64_t bitmap = 0;
+	unsigned int calls = 0;
+	struct iopt_access *acc;
+
+	assert_int_equal(iopt_ioas_attach_domain(f->ioas, d), 0);
+	map_fixed(f, a, f->buf, 4 * PAGE);
+	assert_int_equal(iopt_ioas_set_dirty_tracking(f->ioas, d, true), 0);
+	acc = pin_access_attach(f, &calls);
+	assert_int_equal(iopt_ioas_read_dirty(f->ioas, d, a + half, PAGE, half,
+					      0, &bitmap), -EINVAL);
+	assert_int_equal(iopt_ioas_read_dirty(f->ioas, d, a, PAGE + half, half,
+					      0, &bitmap), -EINVAL);
+	assert_int_equal(iopt_ioas_read_dirty(f->ioas, d, a, 4 * PAGE, half, 0,
+					      &bitmap), 0);
+	iopt_access_destroy(acc);
+	assert_int_equal(iopt_ioas_read_dirty(f->ioas, d, a + half, PAGE, half,
+					      0, &bitmap), 0);
+	assert_int_equal(bitmap, 0);
+	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
+	iopt_ioas_detach_domain(f->ioas, d);
+	d->ops->free(d);
+}
+
+/* A memfd of @size bytes. */
+static int memfd_sized(uint64_t size)
+{
+	int fd = memfd_create("iopt-test-file", MFD_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	return fd;
+}
+
+/*
+ * semantics §5.43, selftests §4.29: with a domain the file is pinned at map
+ * time, so a range past EOF and a memfd truncated to 0 are -EINVAL then,
+ * with nothing mapped, pinned or in the domain; a bad fd is -EBADF before
+ * anything else (even a zero length). The file restored, the same map works.
+ */
+static void sem5_43_map_file_with_domain(void **state)
+{
+	struct fix *f = *state;
+	struct mock_domain *m = mock_alloc(PAGE);
+	const uint64_t a = MOCK_APERTURE_START;
+	int fd = memfd_sized(4 * PAGE), closed = dup(fd);
+	uint64_t iova = a, d;
+
+	assert_true(closed >= 0);
+	assert_int_equal(close(closed), 0);
+	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), 0);
+	d = digest(f);
+	/* two pages past EOF, then the page just past it */
+	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 2 * PAGE, 4 * PAGE,
+					    &iova, FIXED), -EINVAL);
+	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 0, 5 * PAGE, &iova,
+					    FIXED), -EINVAL);
+	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 4 * PAGE, PAGE, &iova,
+					    RW), -EINVAL);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 0, PAGE, &iova,
+					    FIXED), -EINVAL);
+	assert_int_equal(iopt_ioas_map_file(f->ioas, closed, 0, PAGE, &iova,
+					    FIXED), -EBADF);
+	assert_int_equal(iopt_ioas_map_file(f->ioas, closed, 0, 0, &iova,
+					    FIXED), -EBADF);
+	assert_int_equal(iopt_ioas_map_file(f->ioas, INT32_MAX, 0, PAGE, &iova,
+					    FIXED), -EBADF);
+	assert_true(digest(f) == d);
+	assert_int_equal(pinned(f), 0);
+	assert_int_equal(m->nleaves, 0);
+
+	assert_int_equal(ftruncate(fd, 4 * PAGE), 0);
+	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 0, 4 * PAGE, &iova,
+					    FIXED), 0);
+	assert_int_equal(pinned(f), 4);
+	assert_int_equal(m->nleaves, 4);
+	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
+	close(fd);
+	mock_detach_free(f, m);
+}
+
+/*
+ * semantics §5.43: with no domain nothing about the file is checked at map
+ * time, so past-EOF and truncated ranges map; the attach that has to pin
+ * them is -EINVAL and leaves the IOAS, the pins and the domain as they were.
+ */
+static void sem5_43_map_file_then_attach(void **state)
+{
+	struct fix *f = *state;
+	struct mock_domain *m = mock_alloc(PAGE);
+	const uint64_t a = MOCK_APERTURE_START;
+	int fd = memfd_sized(4 * PAGE);
+	uint64_t iova = a, d;
+
+	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 2 * PAGE, 4 * PAGE,
+					    &iova, FIXED), 0);
+	d = digest(f);
+	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), -EINVAL);
+	assert_true(digest(f) == d);
+	assert_int_equal(pinned(f), 0);
+	assert_int_equal(m->nleaves, 0);
+	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
+
+	/* inside EOF when mapped, truncated before the attach */
+	map_fixed(f, a + HPAGE, f->buf, PAGE);
+	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 0, 4 * PAGE, &iova,
+					    FIXED), 0);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	d = digest(f);
+	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), -EINVAL);
+	assert_true(digest(f) == d);
+	assert_int_equal(pinned(f), 0);
+	assert_int_equal(m->nleaves, 0);
+	/* the file grown back, the same attach pins both areas */
+	assert_int_equal(ftruncate(fd, 4 * PAGE), 0);
+	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), 0);
+	assert_int_equal(pinned(f), 5);
+	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
+	close(fd);
+	mock_detach_free(f, m);
+}
+
+/*
+ * semantics §5.43: an auto IOVA follows the file offset as a map follows
+ * the user VA: aligned to its lowest set bit (not to the length's power of
+ * two) and keeping its in-page offset. In an empty IOAS first fit makes the
+ * IOVAs exact.
+ */
+static void sem5_43_map_file_auto_iova(void **state)
+{
+	struct fix *f = *state;
+	int fd = memfd_sized(HPAGE);
+	uint64_t iova;
+
+	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 0x4000, 0x10000, &iova,
+					    RW), 0);
+	assert_int_equal(iova, 0x4000);
+	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 0x4123, 0x100, &iova,
+					    RW), 0);
+	assert_int_equal(iova, PAGE + 0x123);
+	/* an offset aligned better than the length: the length decides */
+	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 0x100000, 0x8000,
+					    &iova, RW), 0);
+	assert_int_equal(iova, 0x18000);
+	close(fd);
 }
 
 /* semantics §5.44, selftests §4.17: destroy rules */
@@ -2040,6 +2380,8 @@ static const struct CMUnitTest tests[] = {
 					fix_setup, fix_teardown),
 	cmocka_unit_test_setup_teardown(sem5_12_memlock_limit, fix_setup_limited,
 					fix_teardown),
+	cmocka_unit_test_setup_teardown(sem5_12_memlock_limit_none_mode,
+					fix_setup_limited, fix_teardown),
 	cmocka_unit_test_setup_teardown(sem5_13_15_unmap_whole_areas,
 					fix_setup, fix_teardown),
 	cmocka_unit_test_setup_teardown(sem5_16_unmap_partial_count,
@@ -2071,6 +2413,20 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(sem5_29_cut_random_pieces,
 					fix_setup, fix_teardown),
 	cmocka_unit_test_setup_teardown(sem5_30_cut_refusals_and_noops,
+					fix_setup, fix_teardown),
+	cmocka_unit_test_setup_teardown(sem5_30_cut_refused_under_access_pin,
+					fix_setup, fix_teardown),
+	cmocka_unit_test_setup_teardown(sem5_40_alignment_from_domain,
+					fix_setup, fix_teardown),
+	cmocka_unit_test_setup_teardown(sem5_40_alignment_from_access,
+					fix_setup, fix_teardown),
+	cmocka_unit_test_setup_teardown(sem5_40_dirty_read_alignment,
+					fix_setup, fix_teardown),
+	cmocka_unit_test_setup_teardown(sem5_43_map_file_with_domain,
+					fix_setup, fix_teardown),
+	cmocka_unit_test_setup_teardown(sem5_43_map_file_then_attach,
+					fix_setup, fix_teardown),
+	cmocka_unit_test_setup_teardown(sem5_43_map_file_auto_iova,
 					fix_setup, fix_teardown),
 	cmocka_unit_test_setup_teardown(sem5_44_destroy_rules,
 					fix_setup, fix_teardown),
