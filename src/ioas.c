@@ -38,7 +38,15 @@
  */
 static int ioas_trace(const char *op, struct iopt_ioas *ioas, int rc)
 {
-	if (iopt_likely(!ioas || !ioas->ctx->log_fn))
+	/*
+	 * No IOAS, no line to add; but alloc may have said one through its
+	 * context, which must not count as the next call's explanation.
+	 */
+	if (iopt_unlikely(!ioas)) {
+		(void)iopt_ctx_log_said_clear();
+		return rc;
+	}
+	if (iopt_likely(!ioas->ctx->log_fn))
 		return rc;
 	if (!iopt_ctx_log_said_clear() && rc < 0)
 		iopt_refuse(&ioas->iopt, "%s: refused with -%s", op,
