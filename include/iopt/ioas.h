@@ -19,7 +19,9 @@
  * iopt_ioas_destroy() after every domain is detached. Domains are borrowed
  * from attach until detach. Memory mapped from the caller must stay mapped
  * while an area covers it (as with the kernel); memfd ranges are mapped by the
- * library itself, so the caller may close the fd after the map call.
+ * library itself, so the caller may close the fd after the map call. A
+ * handle used after its destroy is a use-after-free, as after free(): NULL
+ * is refused (-EINVAL), a stale pointer cannot be (docs/differences.md).
  *
  * Threads: every function may be called concurrently on one IOAS; the
  * kernel's locking (docs/locking.md) applies. A map in flight reserves its
