@@ -546,6 +546,20 @@ int iopt_phys_frame_reserve_locked(void *host, uint64_t *frame)
 	return 0;
 }
 
+/* Takes pool chunk @n, whose frames are all free, out of the pool. */
+static void pool_chunk_free(uint32_t n)
+{
+	uint32_t id = phys.pool[n], g = id >> IOPT_PHYS_CHUNK_SHIFT;
+	uint32_t slot = id % GIG_CHUNKS;
+	struct phys_leaf *leaf = frame_leaf(chunk_first_frame(g, slot), &g, &slot);
+
+	assert(!leaf->nset);
+	phys.pool[n] = phys.pool[--phys.pool_len];
+	iopt_phys_chunk_release_locked(chunk_first_frame(g, slot));
+	iopt_free(leaf);
+	phys.bytes -= sizeof(*leaf);
+}
+
 void iopt_phys_frame_release_locked(uint64_t frame)
 {
 	uint32_t g, slot, n;
@@ -560,10 +574,10 @@ void iopt_phys_frame_release_locked(uint64_t frame)
 		return;
 	for (n = 0; phys.pool[n] != id; n++)
 		;
-	phys.pool[n] = phys.pool[--phys.pool_len];
-	iopt_phys_chunk_release_locked(chunk_first_frame(g, slot));
-	iopt_free(leaf);
-	phys.bytes -= sizeof(*leaf);
+	pool_chunk_free(n);
+	/* Chunks the pool grew by but never used go with the last frame. */
+	while (!phys.pool_used && phys.pool_len)
+		pool_chunk_free(phys.pool_len - 1);
 	if (!phys.pool_len) {
 		iopt_free(phys.pool);
 		phys.bytes -= phys.pool_cap * sizeof(*phys.pool);

@@ -191,6 +191,31 @@ static void test_scattered_no_runs(void **state)
 	munmap(buf, n * PG);
 }
 
+/*
+ * The scattered pool grows ahead of its use; chunks it never used go when the
+ * last scattered frame does, so nothing stays reserved or allocated.
+ */
+static void test_scattered_pool_empties(void **state)
+{
+	struct iopt_ctx *ctx = ctx_new(IOPT_PHYS_SCATTERED);
+	size_t n = 65536;
+	char *buf = mmap(NULL, n * PG, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	struct iopt_ctx_stats st;
+	long live = iopt_alloc_live();
+
+	(void)state;
+	assert_true(buf != MAP_FAILED);
+	assert_int_equal(iopt_pin_range(ctx, (uintptr_t)buf, n, false, NULL), 0);
+	iopt_unpin_range(ctx, (uintptr_t)buf, n);
+	iopt_ctx_read_stats(ctx, &st);
+	assert_int_equal(st.registry_bytes, 0);
+	assert_int_equal(iopt_alloc_live(), live);
+	assert_int_equal(iopt_phys_set_seed(0), 0);	/* -EBUSY while reserved */
+	iopt_ctx_destroy(ctx);
+	munmap(buf, n * PG);
+}
+
 /* Same seed and same pins: same scattered frames (deterministic addresses). */
 static void test_scattered_seeded(void **state)
 {
@@ -303,6 +328,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_contiguous_crosses_1g),
 	cmocka_unit_test(test_folio_runs_within_2m),
 	cmocka_unit_test(test_scattered_no_runs),
+	cmocka_unit_test(test_scattered_pool_empties),
 	cmocka_unit_test(test_scattered_seeded),
 	cmocka_unit_test(test_same_page_same_frame),
 	cmocka_unit_test(test_output_width),
