@@ -521,6 +521,13 @@ void iopt_access_unpin_pages(struct iopt_access *access, uint64_t iova,
 
 /* ---- rw ---- */
 
+#ifndef NDEBUG
+_Thread_local unsigned int iopt_access_rw_tiers;
+#define rw_took(tier) (iopt_access_rw_tiers |= (tier))
+#else
+#define rw_took(tier) ((void)0)
+#endif
+
 static void copy_bytes(char *mem, char *buf, uint64_t n, unsigned int flags)
 {
 	if (flags & IOPT_ACCESS_RW_WRITE)
@@ -596,13 +603,17 @@ static int access_rw_area(struct iopt_area *area, uint64_t iova, char *buf,
 	/* a WRITE area has writable pages: check_area_prot() said enough */
 	assert(!(flags & IOPT_ACCESS_RW_WRITE) || pages->writable);
 	if (area->storage_domain) {
+		rw_took(IOPT_ACCESS_TIER_DOMAIN);
 		copy_bytes(domain_host_byte(area, iova), buf, length, flags);
 		*done = length;
 		return 0;
 	}
 	*done = access_rw_store(area, iova, buf, length, flags);
+	if (*done)
+		rw_took(IOPT_ACCESS_TIER_STORE);
 	if (*done == length)
 		return 0;
+	rw_took(IOPT_ACCESS_TIER_PAGES);
 	rc = iopt_pages_rw_access(pages, iopt_area_start_byte(area, iova + *done),
 				  buf + *done, length - *done,
 				  (flags & IOPT_ACCESS_RW_WRITE) ?

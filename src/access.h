@@ -67,4 +67,20 @@ struct iopt_access {
 	uint32_t id;
 };
 
+/*
+ * The tiers an iopt_access_rw() copies from, in the order it tries them, as
+ * bits of iopt_access_rw_tiers.
+ */
+#define IOPT_ACCESS_TIER_DOMAIN	(1u << 0)	/* a storage domain: pages->uptr */
+#define IOPT_ACCESS_TIER_STORE	(1u << 1)	/* the pin store's frames */
+#define IOPT_ACCESS_TIER_PAGES	(1u << 2)	/* iopt_pages_rw_access() */
+
+#ifndef NDEBUG
+/*
+ * Debug builds, for tests: every tier this thread's rw calls copied bytes
+ * from, ORed in since the test last cleared it.
+ */
+extern _Thread_local unsigned int iopt_access_rw_tiers;
+#endif
+
 #endif /* IOPT_SRC_ACCESS_H */

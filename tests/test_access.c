@@ -15,6 +15,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -1157,6 +1158,91 @@ static void access_rw_offsets_file_domain(void **state)
 	rw_file(true);
 }
 
+#ifndef NDEBUG
+/*
+ * The tiers one read of [iova, iova + len) took; *@points: the failure
+ * points it passed (fault-injection builds), which only a pin reaches.
+ */
+static unsigned int rw_tiers(struct fx *fx, uint64_t iova, uint64_t len,
+			     unsigned long *points)
+{
+	char tmp[3 * PS];
+
+	assert_true(len <= sizeof(tmp));
+	iopt_access_rw_tiers = 0;
+	*points = 0;
+#ifdef IOPT_FAULT_INJECTION
+	iopt_fail_nth_arm(ULONG_MAX);	/* count, never fail */
+#endif
+	assert_int_equal(iopt_access_rw(fx->drv.access, iova, tmp, len, 0,
+					NULL), 0);
+#ifdef IOPT_FAULT_INJECTION
+	*points = iopt_fail_nth_disarm();
+#endif
+	return iopt_access_rw_tiers;
+}
+#endif
+
+/*
+ * Which tier rw copies from (debug builds record it): a storage domain,
+ * whoever else pins; else the pin store for the leading pages it holds and
+ * iopt_pages_rw_access() from the first page it does not, which for user
+ * memory is a checked copy (no pin, no failure point) and for memfd memory
+ * a temporary pin.
+ */
+static void access_rw_tiers(void **state)
+{
+#ifndef NDEBUG
+	const unsigned int domain = IOPT_ACCESS_TIER_DOMAIN;
+	const unsigned int store = IOPT_ACCESS_TIER_STORE;
+	const unsigned int copy = IOPT_ACCESS_TIER_PAGES;
+	int memfd = memfd_create("test_access_tiers", 0);
+	uint64_t iova = BASE + 4 * PS;
+	unsigned long points;
+	void *pages[3];
+	struct fx fx;
+
+	(void)state;
+	assert_true(memfd >= 0);
+	assert_int_equal(ftruncate(memfd, PS), 0);
+	fx_init_mapped(&fx, 3);
+	assert_int_equal(iopt_ioas_map_file(fx.ioas, memfd, 0, PS, &iova,
+					    RW_RW | FIXED), 0);
+	close(memfd);
+
+	assert_int_equal(rw_tiers(&fx, BASE, 3 * PS, &points), copy);
+	assert_int_equal(points, 0);
+	assert_int_equal(rw_tiers(&fx, BASE + 4 * PS, PS, &points), copy);
+#ifdef IOPT_FAULT_INJECTION
+	assert_true(points > 0);
+#endif
+	/* the temporary pin is gone */
+	assert_false(host_pinned(area_at(fx.ioas, BASE + 4 * PS)->pages->uptr));
+
+	/* the store serves the leading run of pinned pages only */
+	assert_int_equal(drv_pin(&fx.drv, BASE + PS, PS, 0, false, pages), 0);
+	assert_int_equal(rw_tiers(&fx, BASE, 3 * PS, &points), copy);
+	assert_int_equal(rw_tiers(&fx, BASE + PS + 8, 2 * PS - 8, &points),
+			 store | copy);
+	assert_int_equal(rw_tiers(&fx, BASE + PS, 100, &points), store);
+	assert_int_equal(drv_pin(&fx.drv, BASE, 3 * PS, 0, false, pages), 0);
+	assert_int_equal(rw_tiers(&fx, BASE, 3 * PS, &points), store);
+	assert_int_equal(points, 0);
+
+	/* a domain: its tier alone, with the pins and once they are gone */
+	fx_add_domain(&fx);
+	assert_int_equal(rw_tiers(&fx, BASE, 3 * PS, &points), domain);
+	drv_unpin_all(&fx.drv);
+	assert_int_equal(rw_tiers(&fx, BASE, 3 * PS, &points), domain);
+	assert_int_equal(rw_tiers(&fx, BASE + 4 * PS, PS, &points), domain);
+	assert_int_equal(points, 0);
+	fx_fini(&fx);
+#else
+	(void)state;
+	skip();
+#endif
+}
+
 static void access_rw_errors(void **state)
 {
 	char tmp[3 * PS];
@@ -1599,6 +1685,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(access_rw_offsets_subpage),
 	cmocka_unit_test(access_rw_offsets_file),
 	cmocka_unit_test(access_rw_offsets_file_domain),
+	cmocka_unit_test(access_rw_tiers),
 	cmocka_unit_test(access_rw_errors),
 	cmocka_unit_test(access_fail_nth),
 	cmocka_unit_test(access_pin_map_in_flight),

@@ -210,9 +210,14 @@ IOPT_API void iopt_access_unpin_pages(struct iopt_access *access,
  * @flags: IOPT_ACCESS_RW_WRITE copies @buf into the IOAS, else out of it.
  * @copied: receives the bytes copied, also on failure; may be NULL.
  *
- * Reads the cheapest tier: a page pinned by an access (its frame), else one
- * a domain holds (its translation), else the memory itself with a temporary
- * pin or a checked copy. No pin outlives the call.
+ * Copies, per area, from the cheapest tier, each reaching the bytes a DMA
+ * through a domain would: with a domain attached, straight through the host
+ * memory behind the area (the domain's frames are those pages); else through
+ * the frames of the pages an access pins, up to the first page none pins;
+ * the rest with a fault-checked copy of this process's memory or, for memfd
+ * memory, through a temporary pin. No pin outlives the call. The memory
+ * mapped must stay mapped while an area covers it (iopt/ioas.h); a pin does
+ * not keep an unmapped page reachable (docs/access.md).
  * Return: 0; -EOPNOTSUPP (unknown flag); -EINVAL (NULL, zero @length, an
  * area being unmapped); -EOVERFLOW; -ENOENT (not attached, or a gap: the
  * bytes before it are copied); -EPERM (a direction the area's prot forbids,
