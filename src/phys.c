@@ -6,13 +6,15 @@
  * width. The window is cut into "gigs" of 2^18 frames (1 GiB), each gig into 512
  * "chunks" of 512 frames (2 MiB). A gig descriptor exists only while one of its
  * chunks is reserved and holds a pointer per chunk to a struct iopt_phys_chunk:
- * - a linear chunk (CONTIGUOUS, FOLIO) points into the pin registry's record
- *   of its host chunk: frame i resolves to host_base + i pages while the
- *   registry's pin count for page i is non-zero, so the frame table costs no
- *   per-page memory and pinning costs it no per-page write;
- * - a SCATTER chunk points to a leaf of 512 host addresses owned here.
- * That is 4 KiB per gig in use plus, for scattered frames, 8 bytes per frame of
- * a pool chunk. Lookup is four dependent loads: gig, chunk, count or host.
+ * - a registry chunk (CONTIGUOUS, FOLIO) points into the pin registry's record
+ *   of its host chunk: frame frame_base + i resolves to host_base + i pages
+ *   while bit i of the registry's pinned bitmap is set, so the frame table
+ *   costs no per-page memory and pinning costs it no per-page write;
+ * - a SCATTER chunk points to a leaf of host addresses owned here, one per even
+ *   frame (the only ones used).
+ * That is 4 KiB per gig in use plus, for scattered frames, 8 bytes per usable
+ * frame of a pool chunk. Lookup is four dependent loads: gig, chunk, record,
+ * bitmap word or host.
  *
  * Every gig serves one placement policy (its kind):
  * - CONTIG mirrors one host gig: host chunk c uses the gig's chunk c % 512, so a
@@ -59,11 +61,11 @@ enum gig_kind {
 	GIG_SCATTER,
 };
 
-/* A SCATTER chunk: its own host address per frame. */
+/* A SCATTER chunk: its own host address per even frame. */
 struct phys_leaf {
-	struct iopt_phys_chunk chunk;			/* (c) host_base 0, no counts */
+	struct iopt_phys_chunk chunk;			/* (c) no bitmap */
 	uint32_t nset;					/* (p) resolving frames */
-	_Atomic uintptr_t host[IOPT_PHYS_CHUNK_FRAMES];	/* (p) 0: unset */
+	_Atomic uintptr_t host[SCATTER_PER_CHUNK];	/* (p) frame 2i; 0: unset */
 };
 
 struct phys_gig {
@@ -114,9 +116,9 @@ void iopt_phys_unlock(void)
 
 void *iopt_phys_to_host(uint64_t paddr)
 {
-	uint64_t idx = (paddr >> IOPT_PHYS_FRAME_SHIFT) -
-		       atomic_load_explicit(&first_frame, memory_order_relaxed);
-	uint32_t i = idx % IOPT_PHYS_CHUNK_FRAMES;
+	uint64_t frame = paddr >> IOPT_PHYS_FRAME_SHIFT;
+	uint64_t idx = frame - atomic_load_explicit(&first_frame,
+						    memory_order_relaxed);
 	struct iopt_phys_chunk *chunk;
 	struct phys_gig *gig;
 	uintptr_t host;
@@ -133,13 +135,19 @@ void *iopt_phys_to_host(uint64_t paddr)
 	if (!chunk)
 		return NULL;
 	if (chunk->pinned) {
-		if (!(atomic_load_explicit(&chunk->pinned[i], memory_order_relaxed) &
-		      IOPT_PHYS_PINNED_MASK))
+		uint64_t page = frame - chunk->frame_base;
+
+		if (!(atomic_load_explicit(&chunk->pinned[page / 64],
+					   memory_order_relaxed) >> (page % 64) & 1))
 			return NULL;
-		host = chunk->host_base + ((uintptr_t)i << IOPT_PHYS_FRAME_SHIFT);
+		host = chunk->host_base + ((uintptr_t)page << IOPT_PHYS_FRAME_SHIFT);
 	} else {
+		uint32_t i = idx % IOPT_PHYS_CHUNK_FRAMES;
+
+		if (i & 1)
+			return NULL;
 		host = atomic_load_explicit(
-			&container_of(chunk, struct phys_leaf, chunk)->host[i],
+			&container_of(chunk, struct phys_leaf, chunk)->host[i / 2],
 			memory_order_acquire);
 		if (!host)
 			return NULL;
@@ -382,8 +390,7 @@ static uint64_t chunk_first_frame(uint32_t g, uint32_t slot)
 
 int iopt_phys_chunk_reserve_locked(enum iopt_phys_model model,
 				   uint64_t host_chunk, uint64_t run_last_chunk,
-				   struct iopt_phys_chunk *chunk,
-				   uint64_t *frame_base)
+				   struct iopt_phys_chunk *chunk)
 {
 	uint32_t g, slot;
 	int rc;
@@ -403,8 +410,8 @@ int iopt_phys_chunk_reserve_locked(enum iopt_phys_model model,
 	}
 	if (rc)
 		return rc;
+	chunk->frame_base = chunk_first_frame(g, slot);
 	chunk_install(g, slot, chunk);
-	*frame_base = chunk_first_frame(g, slot);
 	return 0;
 }
 
@@ -421,19 +428,25 @@ static struct iopt_phys_chunk *frame_chunk(uint64_t frame, uint32_t *g,
 				    memory_order_relaxed);
 }
 
-void iopt_phys_chunk_release_locked(uint64_t frame_base)
+/* Unpublishes the record of (g, slot), freeing the gig when it was the last. */
+static void chunk_uninstall(uint32_t g, uint32_t slot)
 {
-	uint32_t g, slot;
-	struct phys_gig *gig;
+	struct phys_gig *gig = gig_at(g);
 
-	assert_locked();
-	frame_chunk(frame_base, &g, &slot);
-	gig = gig_at(g);
 	atomic_store_explicit(&gig->chunks[slot], NULL, memory_order_release);
 	gig->reserved[slot / 64] &= ~(1ull << (slot % 64));
 	gig->nchunks--;
 	phys.nreserved--;
 	gig_free_if_empty(g);
+}
+
+void iopt_phys_chunk_release_locked(struct iopt_phys_chunk *chunk)
+{
+	uint32_t g, slot;
+
+	assert_locked();
+	frame_chunk(chunk->frame_base, &g, &slot);
+	chunk_uninstall(g, slot);
 }
 
 static struct phys_leaf *frame_leaf(uint64_t frame, uint32_t *g, uint32_t *slot)
@@ -446,7 +459,7 @@ static void frame_set(uint64_t frame, void *host)
 {
 	uint32_t g, slot;
 	struct phys_leaf *leaf = frame_leaf(frame, &g, &slot);
-	_Atomic uintptr_t *entry = &leaf->host[frame % IOPT_PHYS_CHUNK_FRAMES];
+	_Atomic uintptr_t *entry = &leaf->host[frame % IOPT_PHYS_CHUNK_FRAMES / 2];
 
 	assert_locked();
 	assert(!host != !atomic_load_explicit(entry, memory_order_relaxed));
@@ -496,7 +509,7 @@ static uint64_t pool_frame_if_free(uint32_t id, uint32_t i)
 	/* A gig's first frame would touch the previous gig's last one. */
 	if (!slot && !i)
 		return UINT64_MAX;
-	if (atomic_load_explicit(&leaf->host[i], memory_order_relaxed))
+	if (atomic_load_explicit(&leaf->host[i / 2], memory_order_relaxed))
 		return UINT64_MAX;
 	return chunk_first_frame(g, slot) + i;
 }
@@ -555,7 +568,7 @@ static void pool_chunk_free(uint32_t n)
 
 	assert(!leaf->nset);
 	phys.pool[n] = phys.pool[--phys.pool_len];
-	iopt_phys_chunk_release_locked(chunk_first_frame(g, slot));
+	chunk_uninstall(g, slot);
 	iopt_free(leaf);
 	phys.bytes -= sizeof(*leaf);
 }

@@ -5,9 +5,9 @@
  * The registry decides when a host page needs a frame; this module decides which
  * frame, by contiguity model, and keeps frame -> host for iopt_phys_to_host().
  * Two kinds of reservation exist:
- * - a chunk: 512 frames, 2 MiB-aligned, reserved for one 2 MiB host chunk under
- *   CONTIGUOUS or FOLIO; page i of the host chunk uses frame base + i, and
- *   resolves while the registry's count for page i says it is pinned;
+ * - a chunk, for one 2 MiB host chunk under CONTIGUOUS or FOLIO: 512 frames,
+ *   2 MiB-aligned, where page i of the host chunk uses frame base + i; page i
+ *   resolves while the registry's bitmap says it is pinned;
  * - a single frame under SCATTERED, which resolves from its reservation to its
  *   release.
  *
@@ -34,40 +34,42 @@
 void iopt_phys_lock(void);
 void iopt_phys_unlock(void);
 
-/* Bits of a registry pin count that say "pinned" (the top bit is a flag). */
-#define IOPT_PHYS_PINNED_MASK	0x7fffffffu
+#define IOPT_PHYS_CHUNK_WORDS	(IOPT_PHYS_CHUNK_FRAMES / 64)
 
 /**
- * struct iopt_phys_chunk - how the frames of a CONTIGUOUS or FOLIO chunk resolve.
- * @host_base: host address of the page behind the chunk's first frame.
- * @pinned: the registry's 512 per-page pin counts for that host chunk; frame
- *	    base + i resolves to @host_base + i * 4 KiB exactly while
- *	    pinned[i] & IOPT_PHYS_PINNED_MASK is non-zero.
+ * struct iopt_phys_chunk - how the frames of one registry chunk resolve.
+ * @host_base: host address of the chunk's page 0.
+ * @pinned: the registry's bitmap of the chunk's 512 pages: bit i is set exactly
+ *	    while page i is pinned.
+ * @frame_base: frame of page 0 (page i uses frame @frame_base + i); set by
+ *		iopt_phys_chunk_reserve_locked().
  *
- * Lives inside the registry's own per-chunk record (no table of 512 host
- * addresses is needed: a linear chunk costs the frame table one pointer), is
- * filled in before iopt_phys_chunk_reserve_locked() and stays constant until
- * iopt_phys_chunk_release_locked(). The counts are written with relaxed atomic
- * stores under the lock and read lock-free by iopt_phys_to_host().
+ * Lives inside the registry's own per-chunk record, so a chunk costs the frame
+ * table one pointer per 2 MiB of frames and pinning writes nothing here per
+ * page. The caller fills @host_base and @pinned before the reserve; everything
+ * stays constant until iopt_phys_chunk_release_locked(). The bitmap words are
+ * written with relaxed atomic stores under the lock and read lock-free by
+ * iopt_phys_to_host().
  */
 struct iopt_phys_chunk {
 	uintptr_t host_base;
-	const _Atomic uint32_t *pinned;
+	const _Atomic uint64_t *pinned;
+	uint64_t frame_base;
 };
 
 /**
- * iopt_phys_chunk_reserve_locked() - reserve 512 frames for one host chunk.
+ * iopt_phys_chunk_reserve_locked() - reserve the frames of one host chunk.
  * @model: IOPT_PHYS_CONTIGUOUS or IOPT_PHYS_FOLIO.
  * @host_chunk: host address >> 21 of the chunk.
  * @run_last_chunk: last host chunk of the range being pinned (>= @host_chunk);
  *		    CONTIGUOUS keeps room for the whole range to stay one run.
- * @chunk: filled-in resolution record, borrowed until the release.
- * @frame_base: receives the first frame, a multiple of 512.
+ * @chunk: resolution record, borrowed until the release; receives frame_base
+ *	   (a multiple of 512).
  *
- * CONTIGUOUS gives frame_base % 2^18 == (@host_chunk % 512) * 512, from the frame
- * gig mirroring @host_chunk's host gig, and mirrors neighbouring host gigs on
- * neighbouring frame gigs when it can. FOLIO gives a chunk that is adjacent to
- * no other reserved chunk.
+ * CONTIGUOUS gives frame_base % 2^18 == (@host_chunk % 512) * 512, from the
+ * frame gig mirroring @host_chunk's host gig, and mirrors neighbouring host gigs
+ * on neighbouring frame gigs when it can. FOLIO gives a chunk that is adjacent
+ * to no other reserved chunk.
  *
  * Return: 0; -ENOMEM when out of memory or out of simulated frames.
  * On failure: nothing changes.
@@ -75,15 +77,14 @@ struct iopt_phys_chunk {
  */
 int iopt_phys_chunk_reserve_locked(enum iopt_phys_model model,
 				   uint64_t host_chunk, uint64_t run_last_chunk,
-				   struct iopt_phys_chunk *chunk,
-				   uint64_t *frame_base);
+				   struct iopt_phys_chunk *chunk);
 
 /**
  * iopt_phys_chunk_release_locked() - undo iopt_phys_chunk_reserve_locked().
- * @frame_base: as returned; no frame of the chunk may still resolve.
+ * @chunk: as reserved; its frames stop resolving.
  * Locking: iopt_phys_lock() held.
  */
-void iopt_phys_chunk_release_locked(uint64_t frame_base);
+void iopt_phys_chunk_release_locked(struct iopt_phys_chunk *chunk);
 
 /**
  * iopt_phys_frame_reserve_locked() - reserve one scattered frame for @host.

@@ -9,37 +9,48 @@
  * always on maximal runs so that a range costs one system call and one VMA.
  *
  * Layout: a hash table (open addressing, linear probing, load <= 1/2) of leaves,
- * one leaf per 2 MiB host chunk holding a 32-bit count per 4 KiB page:
+ * one leaf per 2 MiB host chunk that has a pinned page. A leaf has a 512-bit
+ * bitmap of its pinned pages (the frame table resolves frames from it, lock-free)
+ * and a 32-bit count per pinned page:
  *   bits 0..15  pins from IOPT_PIN_MLOCK contexts    (page is mlocked iff > 0)
  *   bits 16..30 pins from IOPT_PIN_POPULATE_ONLY ones
  *   bit 31      faulted in for write since the page was first pinned
- * A leaf also records how its pages got frames: one 2 MiB-aligned frame chunk
- * (CONTIGUOUS, FOLIO: frame = base + index) or a frame per page (SCATTERED),
- * chosen by the context whose pin first touched the chunk. A linear leaf is its
- * own frame-table record (struct iopt_phys_chunk): the frame table resolves
- * frame base + i by reading count[i], so pinning writes nothing per page there,
- * and the whole cost is about 4 bytes per pinned page (2 KiB of counts per 2 MiB
- * chunk, plus 4 KiB per GiB of frame gigs).
+ * A leaf whose pages were all pinned by one call holds one pin each, all alike:
+ * it keeps that one count and no per-page storage (uniform), and any unpin of
+ * it takes pages' last pins, so an unpin never needs memory. A pin that meets
+ * such a leaf moves it to storage: dense (count[i] for page i) or, for up to
+ * PACKED_MAX pinned pages, packed (the count of page i at the rank of bit i in
+ * the bitmap), so that sparse pins do not pay 2 KiB per chunk; unpins shrink
+ * it back. Bulk pins and unpins thus allocate no per-page memory, which would
+ * otherwise be faulted in afresh every time (malloc trims it).
+ *
+ * A leaf also records how its pages got frames: one frame record (CONTIGUOUS
+ * and FOLIO, frame = base + index, the leaf's own bitmap telling
+ * which resolve) or a frame per page (SCATTERED, always dense), chosen by the
+ * context whose pin first touched the chunk.
  *
  * Invariants (outside the lock): every leaf in the table has npinned > 0 and its
- * frames assigned; a page has a frame iff its count (write bit aside) is > 0; a
- * page is mlocked by us iff its lock count is > 0; reg.nruns and
- * reg.nlocked_runs are the numbers of maximal runs of such pages.
+ * frames assigned; a page has a slot (bitmap bit, count > 0) iff it is pinned,
+ * and a frame iff it has a slot; a page is mlocked by us iff its lock count is
+ * > 0; reg.nruns and reg.nlocked_runs are the numbers of maximal runs of such
+ * pages.
  *
  * A pin works in phases so that a failure unwinds exactly: get the leaves, check
- * for count overflow, fault in, mlock, assign frames, then commit counts (which
- * cannot fail). mlock faults pages in itself, so the separate populate call is
- * skipped where PROCMAP_QUERY shows that mlock's faulting is exactly what the
- * pin needs (the common case, and half the cost of a large pin). Pages already
- * pinned skip the middle phases, so pinning memory that some other holder
- * already locked costs a lock and a few hash lookups. Each phase walks the
- * range once at most, and not at all when pin_check() found that none or all
- * of its pages need that phase.
+ * for count overflow and make room for new slots, fault in, mlock, assign frames,
+ * then commit counts (which cannot fail). mlock faults pages in itself, so the
+ * separate populate call is skipped where PROCMAP_QUERY shows that mlock's
+ * faulting is exactly what the pin needs (the common case, and half the cost of
+ * a large pin). Pages already pinned skip the middle phases, so pinning memory
+ * that some other holder already locked costs a lock and a few hash lookups.
+ * Each phase works chunk by chunk and looks at single pages only where a chunk
+ * already has pins: a chunk without pins is all alike (check, commit, runs),
+ * and an unpin that takes the last pin of every page of a chunk drops its leaf
+ * whole, so large pins, THP buffers above all, cost a few operations per 2 MiB.
  *
  * Locking: iopt_phys_lock() guards all of it (the frame table and the registry
  * change together) and is held across populate and mlock, as the kernel holds
  * the mmap lock across GUP. Vocabulary: "vpn" is a host address >> 12, "chunk"
- * a host address >> 21; "end" is exclusive.
+ * a host address >> 21, "i" a page's index in its chunk; "end" is exclusive.
  */
 #include <assert.h>
 #include <errno.h>
@@ -61,15 +72,29 @@
 
 #define LEAF_SHIFT	9			/* pages per leaf: 2 MiB */
 #define LEAF_PAGES	(1u << LEAF_SHIFT)
+#define LEAF_WORDS	(LEAF_PAGES / 64)
 #define CHUNK_SHIFT	(IOPT_PIN_PAGE_SHIFT + LEAF_SHIFT)
+/*
+ * Most slots of packed counts (1 KiB). Up to there packed storage is smaller
+ * than dense and a lookup is at most eight popcounts; beyond it dense storage
+ * costs at most 8.5 bytes per pinned page.
+ */
+#define PACKED_MAX	256u
+/*
+ * Pages of a uniform leaf that may differ from the rest without storage: an
+ * access pinning a page or two of memory a domain holds allocates nothing.
+ */
+#define LEAF_EXC	4u
+
+_Static_assert(LEAF_PAGES == IOPT_PHYS_CHUNK_FRAMES &&
+	       LEAF_WORDS == IOPT_PHYS_CHUNK_WORDS,
+	       "a leaf is one frame chunk; its bitmap is the frame record's");
 
 #define CNT_LOCK	1u
 #define CNT_LOCK_MAX	0xffffu
 #define CNT_POP		(1u << 16)
 #define CNT_POP_MAX	(0x7fffu << 16)
 #define CNT_WRITE	(1u << 31)
-_Static_assert(~CNT_WRITE == IOPT_PHYS_PINNED_MASK,
-	       "the frame table reads pin counts to resolve linear frames");
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ	22
@@ -133,17 +158,33 @@ struct proc_file {
 	bool broken;			/* the ioctl we need is unsupported */
 };
 
-/* All fields (r): iopt_phys_lock(). */
+/*
+ * One 2 MiB host chunk with pinned pages. Its counts are uniform (@cnt NULL:
+ * every pinned page has @ucount, a single pin, but the @nexc exceptions listed
+ * inline) or live in @cnt: dense (@cap == LEAF_PAGES, cnt[i] for page i) or
+ * packed (cnt[r] for the page whose bit has rank r, r < npinned <= cap). Either
+ * way only pages with a slot have a meaningful count. Scattered leaves are
+ * dense and keep a frame per page after the counts (leaf_frames()).
+ * All fields (r): iopt_phys_lock().
+ */
 struct pin_leaf {
 	uintptr_t chunk;
-	uint64_t frame_base;		/* linear leaves: frame of page 0 */
-	uint64_t *frames;		/* scattered leaves: frame per page */
-	uint32_t npinned;		/* pages whose count is > 0 */
-	bool assigned;			/* frame_base or frames is valid */
-	bool huge;			/* one PMD-mapped page at first pin */
-	struct iopt_phys_chunk phys;	/* linear leaves: published frame record */
-	/* Written under the lock, read lock-free by iopt_phys_to_host(). */
-	_Atomic uint32_t count[LEAF_PAGES];
+	uint32_t *cnt;			/* NULL: uniform (or no pins yet) */
+	uint32_t *spare;		/* room a pin in progress moves to at commit */
+	uint32_t ucount;		/* the first pin's count, a single pin */
+	uint32_t exc_cnt[LEAF_EXC];	/* uniform: counts of the exc_idx pages */
+	uint16_t exc_idx[LEAF_EXC];
+	uint16_t nexc;			/* pinned pages whose count is not ucount */
+	uint16_t npinned;		/* pages with a slot */
+	uint16_t cap;			/* slots in cnt */
+	uint16_t spare_cap;
+	bool scattered;			/* SCATTERED: a frame per page */
+	bool assigned;			/* not scattered: phys is reserved */
+	bool probed;			/* huge is known */
+	bool huge;			/* one PMD-mapped page when probed */
+	struct iopt_phys_chunk phys;	/* not scattered: published frame record */
+	/* Bit i: page i has a slot. Read lock-free by iopt_phys_to_host(). */
+	_Atomic uint64_t pinned[LEAF_WORDS];
 };
 
 /* Locking legend: (r) iopt_phys_lock(). */
@@ -155,7 +196,7 @@ static struct {
 	uint64_t nlocked;		/* (r) pages mlocked by us */
 	uint64_t nruns;			/* (r) maximal runs of pinned pages */
 	uint64_t nlocked_runs;		/* (r) maximal runs of locked pages */
-	size_t bytes;			/* (r) heap: leaves, frame arrays */
+	size_t bytes;			/* (r) heap: leaves and their storage */
 	struct proc_file pagemap;	/* (r) for PAGEMAP_SCAN */
 	struct proc_file maps;		/* (r) for PROCMAP_QUERY */
 } reg = {
@@ -178,12 +219,18 @@ struct pin_op {
 	uintptr_t n_populate_locked;	/* pred_needs_populate_locked */
 	uintptr_t n_unpinned;		/* pred_unpinned: need frames */
 	uintptr_t n_unlocked;		/* pred_unlocked, mlock backend only */
-	bool new_leaf;			/* some chunk had no pin before */
 	bool mlock_faults_in;		/* mlock does the populating */
 	/* The table as it was before this pin grew it, kept until it commits. */
 	bool grew;
 	struct pin_leaf **old_slots;
 	size_t old_cap;
+};
+
+/* The part of a range inside one chunk: pages [lo, hi) of its leaf. */
+struct pin_seg {
+	struct pin_leaf *leaf;		/* NULL when the chunk has none */
+	uintptr_t vpn;			/* page lo */
+	unsigned int lo, hi;
 };
 
 static uint32_t cnt_total(uint32_t c)
@@ -194,6 +241,18 @@ static uint32_t cnt_total(uint32_t c)
 static uint32_t cnt_locked(uint32_t c)
 {
 	return c & CNT_LOCK_MAX;
+}
+
+/* What one pin of @op adds to a count (an unpin takes away). */
+static uint32_t op_inc(const struct pin_op *op)
+{
+	return op->lock ? CNT_LOCK : CNT_POP;
+}
+
+/* The count of a page whose first pin @op is. */
+static uint32_t op_first(const struct pin_op *op)
+{
+	return op_inc(op) | (op->writable ? CNT_WRITE : 0);
 }
 
 static size_t leaf_hash(uintptr_t chunk)
@@ -296,6 +355,428 @@ static void table_remove(struct pin_leaf *leaf)
 	}
 }
 
+/* ---- a leaf's counts ---- */
+
+static bool leaf_dense(const struct pin_leaf *leaf)
+{
+	return leaf->cap == LEAF_PAGES;
+}
+
+static uint64_t leaf_word(const struct pin_leaf *leaf, unsigned int w)
+{
+	return atomic_load_explicit(&leaf->pinned[w], memory_order_relaxed);
+}
+
+/* Only the lock holder writes, so a plain load and store do. */
+static void leaf_word_set(struct pin_leaf *leaf, unsigned int w, uint64_t set,
+			  uint64_t clear)
+{
+	atomic_store_explicit(&leaf->pinned[w], (leaf_word(leaf, w) & ~clear) | set,
+			      memory_order_relaxed);
+}
+
+/* The bits of word @w that lie in [lo, hi). */
+static uint64_t word_mask(unsigned int w, unsigned int lo, unsigned int hi)
+{
+	unsigned int a = IOPT_MAX(lo, w * 64) - w * 64;
+	unsigned int b = IOPT_MIN(hi, w * 64 + 64) - w * 64;
+
+	return (b == 64 ? ~0ull : (1ull << b) - 1) & ~((1ull << a) - 1);
+}
+
+static bool slot_present(const struct pin_leaf *leaf, unsigned int i)
+{
+	return leaf_word(leaf, i / 64) >> (i % 64) & 1;
+}
+
+/* Slots of pages below @i: page i's place in packed counts. */
+static unsigned int slot_rank(const struct pin_leaf *leaf, unsigned int i)
+{
+	unsigned int w, r = 0;
+
+	for (w = 0; w < i / 64; w++)
+		r += (unsigned int)__builtin_popcountll(leaf_word(leaf, w));
+	return r + (unsigned int)__builtin_popcountll(leaf_word(leaf, i / 64) &
+						       ((1ull << (i % 64)) - 1));
+}
+
+/* The count of page @i, which has a slot, in a leaf with storage. */
+static uint32_t *slot_cnt(const struct pin_leaf *leaf, unsigned int i)
+{
+	return &leaf->cnt[leaf_dense(leaf) ? i : slot_rank(leaf, i)];
+}
+
+/* Page @i's place among a uniform leaf's exceptions, or LEAF_EXC. */
+static unsigned int exc_find(const struct pin_leaf *leaf, unsigned int i)
+{
+	unsigned int e;
+
+	for (e = 0; e < leaf->nexc; e++)
+		if (leaf->exc_idx[e] == i)
+			return e;
+	return LEAF_EXC;
+}
+
+/* Sets page @i's count in a uniform leaf; pin_check() made sure it fits. */
+static void exc_put(struct pin_leaf *leaf, unsigned int i, uint32_t count)
+{
+	unsigned int e = exc_find(leaf, i);
+
+	if (count == leaf->ucount) {
+		if (e == LEAF_EXC)
+			return;
+		leaf->nexc--;
+		leaf->exc_idx[e] = leaf->exc_idx[leaf->nexc];
+		leaf->exc_cnt[e] = leaf->exc_cnt[leaf->nexc];
+		return;
+	}
+	if (e == LEAF_EXC) {
+		assert(leaf->nexc < LEAF_EXC);
+		e = leaf->nexc++;
+		leaf->exc_idx[e] = (uint16_t)i;
+	}
+	leaf->exc_cnt[e] = count;
+}
+
+/* Page @i's count; 0 without a slot. */
+static uint32_t leaf_cnt(const struct pin_leaf *leaf, unsigned int i)
+{
+	unsigned int e;
+
+	if (!slot_present(leaf, i))
+		return 0;
+	if (leaf->cnt)
+		return *slot_cnt(leaf, i);
+	e = exc_find(leaf, i);
+	return e < LEAF_EXC ? leaf->exc_cnt[e] : leaf->ucount;
+}
+
+/* Sets the count of page @i, which has a slot, to @count (some pins). */
+static void page_set(struct pin_leaf *leaf, unsigned int i, uint32_t count)
+{
+	uint32_t *c;
+
+	if (!leaf->cnt) {
+		exc_put(leaf, i, count);
+		return;
+	}
+	c = slot_cnt(leaf, i);
+	leaf->nexc += (count != leaf->ucount) - (*c != leaf->ucount);
+	*c = count;
+}
+
+static uint64_t *leaf_frames(const struct pin_leaf *leaf)
+{
+	return (uint64_t *)(leaf->cnt + LEAF_PAGES);
+}
+
+static uint64_t page_frame(const struct pin_leaf *leaf, unsigned int i)
+{
+	if (leaf->scattered)
+		return leaf_frames(leaf)[i];
+	return leaf->phys.frame_base + i;
+}
+
+/* Frames of pages [lo, hi) of @leaf, all pinned, to @out. */
+static void leaf_frames_out(const struct pin_leaf *leaf, unsigned int lo,
+			    unsigned int hi, uint64_t *out)
+{
+	uint64_t base = leaf->phys.frame_base;
+	unsigned int i;
+
+	if (leaf->scattered) {
+		memcpy(out, leaf_frames(leaf) + lo, (hi - lo) * sizeof(*out));
+		return;
+	}
+	for (i = lo; i < hi; i++)
+		*out++ = base + i;
+}
+
+/* Gives page @i a slot with @count; leaf_reserve() made the room. */
+static void slot_insert(struct pin_leaf *leaf, unsigned int i, uint32_t count)
+{
+	unsigned int r = i;
+
+	if (!leaf->cnt) {
+		exc_put(leaf, i, count);
+	} else {
+		if (!leaf_dense(leaf)) {
+			r = slot_rank(leaf, i);
+			memmove(&leaf->cnt[r + 1], &leaf->cnt[r],
+				(leaf->npinned - r) * sizeof(*leaf->cnt));
+		}
+		leaf->cnt[r] = count;
+		leaf->nexc += count != leaf->ucount;
+	}
+	leaf->npinned++;
+	leaf_word_set(leaf, i / 64, 1ull << (i % 64), 0);
+}
+
+static void slot_remove(struct pin_leaf *leaf, unsigned int i)
+{
+	unsigned int r = i;
+
+	if (!leaf->cnt) {
+		exc_put(leaf, i, leaf->ucount);
+	} else {
+		if (!leaf_dense(leaf))
+			r = slot_rank(leaf, i);
+		leaf->nexc -= leaf->cnt[r] != leaf->ucount;
+		if (!leaf_dense(leaf))
+			memmove(&leaf->cnt[r], &leaf->cnt[r + 1],
+				(leaf->npinned - r - 1) * sizeof(*leaf->cnt));
+	}
+	leaf->npinned--;
+	leaf_word_set(leaf, i / 64, 0, 1ull << (i % 64));
+}
+
+/*
+ * Gives every page of [lo, hi) of a leaf without slots a slot with @count, a
+ * single pin: the leaf is uniform then, unless scattered (dense).
+ */
+static void leaf_fill(struct pin_leaf *leaf, unsigned int lo, unsigned int hi,
+		      uint32_t count)
+{
+	unsigned int i, w;
+
+	if (leaf->cnt)
+		for (i = lo; i < hi; i++)
+			leaf->cnt[i] = count;
+	leaf->ucount = count;
+	leaf->npinned = (uint16_t)(hi - lo);
+	for (w = lo / 64; w <= (hi - 1) / 64; w++)
+		leaf_word_set(leaf, w, word_mask(w, lo, hi), 0);
+}
+
+/* Takes the slots of [lo, hi), all single pins, from a uniform leaf. */
+static void leaf_clear(struct pin_leaf *leaf, unsigned int lo, unsigned int hi)
+{
+	unsigned int w;
+
+	assert(!leaf->cnt && !leaf->nexc);
+	for (w = lo / 64; w <= (hi - 1) / 64; w++) {
+		assert((leaf_word(leaf, w) & word_mask(w, lo, hi)) ==
+		       word_mask(w, lo, hi));
+		leaf_word_set(leaf, w, 0, word_mask(w, lo, hi));
+	}
+	leaf->npinned -= (uint16_t)(hi - lo);
+}
+
+/* Whether every page of [lo, hi) has a slot. */
+static bool leaf_covers(const struct pin_leaf *leaf, unsigned int lo,
+			unsigned int hi)
+{
+	unsigned int w;
+
+	if (leaf->npinned == LEAF_PAGES)
+		return true;
+	for (w = lo / 64; w <= (hi - 1) / 64; w++) {
+		uint64_t m = word_mask(w, lo, hi);
+
+		if ((leaf_word(leaf, w) & m) != m)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Whether an unpin decrementing by @dec takes the last pin of every page of
+ * [lo, hi): a uniform leaf's single pins, or a full dense leaf all of whose
+ * counts are that pin.
+ */
+static bool leaf_last_pins(const struct pin_leaf *leaf, unsigned int lo,
+			   unsigned int hi, uint32_t dec)
+{
+	uint32_t diff = 0;
+	unsigned int i;
+
+	if (!leaf->cnt)
+		return !leaf->nexc && cnt_total(leaf->ucount) == dec;
+	if (hi - lo != LEAF_PAGES || leaf->npinned != LEAF_PAGES)
+		return false;
+	for (i = 0; i < LEAF_PAGES; i++)
+		diff |= cnt_total(leaf->cnt[i]) ^ dec;
+	return !diff;
+}
+
+/* ---- a leaf's storage ---- */
+
+static size_t storage_size(unsigned int cap, bool scattered)
+{
+	return cap * (sizeof(uint32_t) + (scattered ? sizeof(uint64_t) : 0));
+}
+
+/* Uninitialized: only slots are ever read, and each is written first. */
+static uint32_t *storage_alloc(unsigned int cap, bool scattered)
+{
+	uint32_t *s = iopt_malloc(storage_size(cap, scattered));
+
+	if (s)
+		reg.bytes += storage_size(cap, scattered);
+	return s;
+}
+
+static void storage_free(uint32_t *s, unsigned int cap, bool scattered)
+{
+	iopt_free(s);
+	reg.bytes -= storage_size(cap, scattered);
+}
+
+/* Packed room for @n slots: a power of two, so growth is amortized. */
+static unsigned int packed_cap(unsigned int n)
+{
+	return n <= 1 ? 1 : 1u << iopt_fls64(n - 1);
+}
+
+/* Copies the counts to @to, laid out for @cap slots (scattered never moves). */
+static void slots_copy(const struct pin_leaf *leaf, uint32_t *to,
+		       unsigned int cap)
+{
+	bool to_dense = cap == LEAF_PAGES;
+	unsigned int w, r, e;
+
+	if (!leaf->cnt) {
+		/* Every slot is ucount but the exceptions. */
+		for (r = 0; r < (to_dense ? LEAF_PAGES : leaf->npinned); r++)
+			to[r] = leaf->ucount;
+		for (e = 0; e < leaf->nexc; e++)
+			to[to_dense ? leaf->exc_idx[e] :
+				      slot_rank(leaf, leaf->exc_idx[e])] = leaf->exc_cnt[e];
+		return;
+	}
+	if (!leaf_dense(leaf) && !to_dense) {
+		memcpy(to, leaf->cnt, leaf->npinned * sizeof(*to));
+		return;
+	}
+	for (w = 0, r = 0; w < LEAF_WORDS; w++) {
+		uint64_t bits;
+
+		for (bits = leaf_word(leaf, w); bits; bits &= bits - 1) {
+			unsigned int i = w * 64 + iopt_ffs64(bits);
+
+			if (to_dense)
+				to[i] = leaf->cnt[r++];
+			else
+				to[r++] = leaf->cnt[i];
+		}
+	}
+}
+
+/* Moves a leaf's counts to @to (NULL: back to uniform, exceptions listed). */
+static void leaf_move(struct pin_leaf *leaf, uint32_t *to, unsigned int cap)
+{
+	if (to)
+		slots_copy(leaf, to, cap);
+	storage_free(leaf->cnt, leaf->cap, leaf->scattered);
+	leaf->cnt = to;
+	leaf->cap = (uint16_t)cap;
+}
+
+/*
+ * Whether a pin of [lo, hi) giving @nnew pages their first pin leaves a
+ * uniform leaf few enough exceptions: every page it pins again becomes one.
+ */
+static bool uniform_fits(const struct pin_op *op, const struct pin_leaf *leaf,
+			 unsigned int lo, unsigned int hi, unsigned int nnew)
+{
+	unsigned int e, nexc = leaf->nexc + (hi - lo - nnew);
+
+	if (op_first(op) != leaf->ucount)
+		nexc += nnew;
+	for (e = 0; e < leaf->nexc; e++)
+		nexc -= leaf->exc_idx[e] >= lo && leaf->exc_idx[e] < hi;
+	return nexc <= LEAF_EXC;
+}
+
+/*
+ * Makes room for a pin of [lo, hi) that gives @nnew pages their first pin. A
+ * leaf without pins needs none (it becomes uniform), unless scattered: that
+ * gets its dense storage at once (a failed pin drops the leaf). A pinned leaf
+ * that runs out of exceptions or of room gets spare storage that the commit
+ * moves to, so that a failed pin leaves the leaf, and registry_bytes, as they
+ * were.
+ */
+static int leaf_reserve(const struct pin_op *op, struct pin_leaf *leaf,
+			unsigned int lo, unsigned int hi, unsigned int nnew)
+{
+	unsigned int need = leaf->npinned + nnew, cap;
+	uint32_t *s;
+
+	if (!leaf->npinned ? !leaf->scattered :
+	    leaf->cnt ? need <= leaf->cap : uniform_fits(op, leaf, lo, hi, nnew))
+		return 0;
+	cap = leaf->scattered || need > PACKED_MAX ? LEAF_PAGES : packed_cap(need);
+	s = storage_alloc(cap, leaf->scattered);
+	if (!s)
+		return -ENOMEM;
+	if (leaf->npinned) {
+		leaf->spare = s;
+		leaf->spare_cap = (uint16_t)cap;
+	} else {
+		leaf->cnt = s;
+		leaf->cap = (uint16_t)cap;
+	}
+	return 0;
+}
+
+/* Undoes leaf_reserve()'s spare storage after a failure. */
+static void leaf_unreserve(struct pin_leaf *leaf)
+{
+	if (!leaf->spare)
+		return;
+	storage_free(leaf->spare, leaf->spare_cap, leaf->scattered);
+	leaf->spare = NULL;
+}
+
+/* The commit's first step: move to the spare storage when there is some. */
+static void leaf_adopt(struct pin_leaf *leaf)
+{
+	if (!leaf->spare)
+		return;
+	leaf_move(leaf, leaf->spare, leaf->spare_cap);
+	leaf->spare = NULL;
+}
+
+/*
+ * After an unpin, a leaf with storage goes back to uniform when at most
+ * LEAF_EXC of its pages differ from ucount (so a pin that had to move it to
+ * storage, then unpinned, leaves it as it was), and otherwise to smaller packed
+ * storage when it uses less than half its room. Only memory is at stake: when
+ * that allocation fails the leaf stays as it is.
+ */
+static void leaf_settle(struct pin_leaf *leaf)
+{
+	unsigned int cap = packed_cap(leaf->npinned), w, r = 0, n = 0;
+	uint32_t *s;
+
+	if (!leaf->cnt || leaf->scattered)
+		return;
+	if (leaf->nexc <= LEAF_EXC) {
+		for (w = 0; n < leaf->nexc && w < LEAF_WORDS; w++) {
+			uint64_t bits;
+
+			for (bits = leaf_word(leaf, w); bits; bits &= bits - 1, r++) {
+				unsigned int i = w * 64 + iopt_ffs64(bits);
+				uint32_t c = leaf->cnt[leaf_dense(leaf) ? i : r];
+
+				if (c == leaf->ucount)
+					continue;
+				leaf->exc_idx[n] = (uint16_t)i;
+				leaf->exc_cnt[n++] = c;
+			}
+		}
+		leaf_move(leaf, NULL, 0);
+		return;
+	}
+	if (2 * cap >= leaf->cap)
+		return;
+	s = storage_alloc(cap, false);
+	if (s)
+		leaf_move(leaf, s, cap);
+}
+
+/* ---- leaves in the table ---- */
+
 /* Return: 1 when a leaf was created, 0 when it existed, or -ENOMEM. */
 static int leaf_get(struct pin_op *op, uintptr_t chunk)
 {
@@ -313,51 +794,63 @@ static int leaf_get(struct pin_op *op, uintptr_t chunk)
 	if (!leaf)
 		return -ENOMEM;
 	leaf->chunk = chunk;
+	leaf->scattered = op->ctx->model == IOPT_PHYS_SCATTERED;
 	table_place(reg.slots, reg.cap, leaf);
 	reg.nleaves++;
 	reg.bytes += sizeof(*leaf);
 	return 1;
 }
 
-/* Frees a leaf without pins, giving back its frame chunk or frame array. */
+/* Frees a leaf without pins, giving back its frame chunk and storage. */
 static void leaf_drop(struct pin_leaf *leaf)
 {
-	assert(!leaf->npinned);
-	if (leaf->assigned && leaf->frames) {
-		iopt_free(leaf->frames);
-		reg.bytes -= LEAF_PAGES * sizeof(*leaf->frames);
-	} else if (leaf->assigned) {
-		iopt_phys_chunk_release_locked(leaf->frame_base);
-	}
+	assert(!leaf->npinned && !leaf->spare);
+	if (leaf->assigned)
+		iopt_phys_chunk_release_locked(&leaf->phys);
+	storage_free(leaf->cnt, leaf->cap, leaf->scattered);
 	table_remove(leaf);
 	iopt_free(leaf);
 	reg.bytes -= sizeof(*leaf);
 }
 
-static uint32_t cnt_get(const struct pin_leaf *leaf, uintptr_t vpn)
+/* Drops a leaf whose every page just lost its last pin, frames and all. */
+static void leaf_release(struct pin_leaf *leaf)
 {
-	return atomic_load_explicit(&leaf->count[vpn % LEAF_PAGES],
-				    memory_order_relaxed);
+	unsigned int i;
+
+	if (leaf->scattered)
+		for (i = 0; i < LEAF_PAGES; i++)
+			iopt_phys_frame_release_locked(leaf_frames(leaf)[i]);
+	leaf->npinned = 0;
+	leaf_drop(leaf);
 }
 
-static void cnt_set(struct pin_leaf *leaf, uintptr_t vpn, uint32_t count)
+static bool seg_at(uintptr_t vpn, uintptr_t end, struct pin_seg *s)
 {
-	atomic_store_explicit(&leaf->count[vpn % LEAF_PAGES], count,
-			      memory_order_relaxed);
+	if (vpn >= end)
+		return false;
+	s->vpn = vpn;
+	s->lo = vpn % LEAF_PAGES;
+	s->hi = (unsigned int)IOPT_MIN((uintptr_t)LEAF_PAGES, s->lo + (end - vpn));
+	s->leaf = leaf_find(vpn >> LEAF_SHIFT);
+	return true;
 }
+
+static uintptr_t seg_end(const struct pin_seg *s)
+{
+	return s->vpn + (s->hi - s->lo);
+}
+
+/* Iterates @s over the chunks of [first, end); not nestable. */
+#define for_each_seg(s, first, end)					\
+	for (bool seg_more_ = seg_at((first), (end), (s)); seg_more_;	\
+	     seg_more_ = seg_at(seg_end(s), (end), (s)))
 
 static uint32_t page_count(uintptr_t vpn)
 {
 	struct pin_leaf *leaf = leaf_find(vpn >> LEAF_SHIFT);
 
-	return leaf ? cnt_get(leaf, vpn) : 0;
-}
-
-static uint64_t page_frame(const struct pin_leaf *leaf, uintptr_t vpn)
-{
-	uint32_t i = vpn % LEAF_PAGES;
-
-	return leaf->frames ? leaf->frames[i] : leaf->frame_base + i;
+	return leaf ? leaf_cnt(leaf, vpn % LEAF_PAGES) : 0;
 }
 
 static void *vpn_host(uintptr_t vpn)
@@ -393,31 +886,41 @@ static bool pred_needs_populate_locked(const struct pin_op *op, uint32_t count)
 
 /*
  * Next maximal run of pages in [*start, end) whose counts satisfy @pred; pages
- * without a leaf count as 0. Return: false when there is none, else the run in
- * [*start, *run_end).
+ * without a slot count as 0, and a chunk without pins is passed over whole.
+ * Return: false when there is none, else the run in [*start, *run_end).
  */
 static bool run_next(const struct pin_op *op, page_pred pred, uintptr_t end,
 		     uintptr_t *start, uintptr_t *run_end)
 {
-	struct pin_leaf *leaf = NULL;
-	uintptr_t vpn, chunk = UINTPTR_MAX;
-	bool in_run = false;
+	bool zero = pred(op, 0), in_run = false;
+	uintptr_t vpn = *start;
+	struct pin_seg s;
 
-	for (vpn = *start; vpn < end; vpn++) {
-		bool match;
+	while (seg_at(vpn, end, &s)) {
+		unsigned int i;
 
-		if (vpn >> LEAF_SHIFT != chunk) {
-			chunk = vpn >> LEAF_SHIFT;
-			leaf = leaf_find(chunk);
+		if (!s.leaf || !s.leaf->npinned) {
+			if (in_run && !zero)
+				break;
+			if (zero && !in_run) {
+				*start = vpn;
+				in_run = true;
+			}
+			vpn = seg_end(&s);
+			continue;
 		}
-		match = pred(op, leaf ? cnt_get(leaf, vpn) : 0);
-		if (match && !in_run) {
-			*start = vpn;
-			in_run = true;
-		} else if (!match && in_run) {
-			break;
+		for (i = s.lo; i < s.hi; i++, vpn++) {
+			bool match = pred(op, leaf_cnt(s.leaf, i));
+
+			if (match && !in_run) {
+				*start = vpn;
+				in_run = true;
+			} else if (!match && in_run) {
+				goto out;
+			}
 		}
 	}
+out:
 	*run_end = vpn;
 	return in_run;
 }
@@ -459,6 +962,8 @@ static int64_t run_delta(page_pred pred, uintptr_t start, uintptr_t end)
 	return delta;
 }
 
+/* ---- pin ---- */
+
 static int pin_leaves_get(struct pin_op *op)
 {
 	uintptr_t chunk;
@@ -469,45 +974,64 @@ static int pin_leaves_get(struct pin_op *op)
 		rc = leaf_get(op, chunk);
 		if (rc < 0)
 			return rc;
-		op->new_leaf |= rc;
 	}
 	return 0;
 }
 
-/* Drops the leaves of the range that hold no pin (created by a failed pin). */
+/* After a failure: spare storage goes, and so do leaves without pins. */
 static void pin_leaves_trim(const struct pin_op *op)
 {
-	uintptr_t chunk;
+	struct pin_seg s;
 
-	for (chunk = op->first >> LEAF_SHIFT;
-	     chunk <= (op->end - 1) >> LEAF_SHIFT; chunk++) {
-		struct pin_leaf *leaf = leaf_find(chunk);
-
-		if (leaf && !leaf->npinned)
-			leaf_drop(leaf);
+	for_each_seg(&s, op->first, op->end) {
+		if (!s.leaf)
+			continue;
+		leaf_unreserve(s.leaf);
+		if (!s.leaf->npinned)
+			leaf_drop(s.leaf);
 	}
 }
 
-/* Finds what the range needs; -ENOMEM when a count would overflow. */
+/* Counts @n pages of count @c into the op's needs; returns the new pins. */
+static unsigned int op_count(struct pin_op *op, uint32_t c, unsigned int n)
+{
+	op->n_populate += pred_needs_populate(op, c) ? n : 0;
+	op->n_populate_locked += pred_needs_populate_locked(op, c) ? n : 0;
+	op->n_unlocked += op->lock && pred_unlocked(op, c) ? n : 0;
+	if (!pred_unpinned(op, c))
+		return 0;
+	op->n_unpinned += n;
+	return n;
+}
+
+/*
+ * Finds what the range needs and makes room for its new slots. Return: 0, or
+ * -ENOMEM when a count would overflow or storage runs out.
+ */
 static int pin_check(struct pin_op *op)
 {
-	struct pin_leaf *leaf = NULL;
-	uintptr_t vpn;
+	struct pin_seg s;
+	int rc;
 
-	for (vpn = op->first; vpn < op->end; vpn++) {
-		uint32_t c;
+	for_each_seg(&s, op->first, op->end) {
+		unsigned int i, nnew = 0;
 
-		if (!leaf || vpn % LEAF_PAGES == 0)
-			leaf = leaf_find(vpn >> LEAF_SHIFT);
-		c = cnt_get(leaf, vpn);
+		if (!s.leaf->npinned) {
+			/* A chunk without pins is all alike. */
+			nnew = op_count(op, 0, s.hi - s.lo);
+		} else {
+			for (i = s.lo; i < s.hi; i++) {
+				uint32_t c = leaf_cnt(s.leaf, i);
 
-		if (op->lock ? cnt_locked(c) == CNT_LOCK_MAX :
-			       (c & CNT_POP_MAX) == CNT_POP_MAX)
-			return -ENOMEM;
-		op->n_unpinned += pred_unpinned(op, c);
-		op->n_populate += pred_needs_populate(op, c);
-		op->n_populate_locked += pred_needs_populate_locked(op, c);
-		op->n_unlocked += op->lock && pred_unlocked(op, c);
+				if (op->lock ? cnt_locked(c) == CNT_LOCK_MAX :
+					       (c & CNT_POP_MAX) == CNT_POP_MAX)
+					return -ENOMEM;
+				nnew += op_count(op, c, 1);
+			}
+		}
+		rc = leaf_reserve(op, s.leaf, s.lo, s.hi, nnew);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -613,14 +1137,18 @@ static int pin_populate(struct pin_op *op)
 	return 0;
 }
 
-/* Marks leaves of the range that get their first pin now when they are huge. */
-static void probe_huge(const struct pin_op *op)
+/*
+ * Finds whether the leaves of chunks [first, last] not probed yet are one
+ * PMD-mapped page each (THP or hugetlbfs): one PAGEMAP_SCAN over the range.
+ * Where the kernel cannot tell (before Linux 6.7), they are not.
+ */
+static void probe_huge(uintptr_t first, uintptr_t last)
 {
-	uintptr_t start = (op->first >> LEAF_SHIFT) << CHUNK_SHIFT;
-	uintptr_t end = ((op->end - 1) >> LEAF_SHIFT << CHUNK_SHIFT) +
-			((uintptr_t)1 << CHUNK_SHIFT);
+	uintptr_t start = first << CHUNK_SHIFT, end = (last + 1) << CHUNK_SHIFT;
 	struct pin_page_region vec[16];
 	struct pin_pm_scan_arg arg;
+	struct pin_leaf *leaf;
+	uintptr_t c;
 	int n, i;
 
 	while (start < end) {
@@ -635,96 +1163,92 @@ static void probe_huge(const struct pin_op *op)
 		arg.return_mask = PIN_PAGE_IS_HUGE;
 		n = proc_ioctl(&reg.pagemap, PIN_PAGEMAP_SCAN, &arg);
 		if (n < 0)
-			return;
+			break;
 		for (i = 0; i < n; i++) {
-			uintptr_t c;
-
 			for (c = IOPT_ALIGN_UP((uintptr_t)vec[i].start, (uintptr_t)1 << CHUNK_SHIFT);
 			     c + ((uintptr_t)1 << CHUNK_SHIFT) <= vec[i].end;
 			     c += (uintptr_t)1 << CHUNK_SHIFT) {
-				struct pin_leaf *leaf = leaf_find(c >> CHUNK_SHIFT);
-
-				if (leaf && !leaf->npinned)
+				leaf = leaf_find(c >> CHUNK_SHIFT);
+				if (leaf && !leaf->probed)
 					leaf->huge = true;
 			}
 		}
 		if (arg.walk_end <= start)
-			return;
+			break;
 		start = arg.walk_end;
+	}
+	for (c = first; c <= last; c++) {
+		leaf = leaf_find(c);
+		if (leaf)
+			leaf->probed = true;
 	}
 }
 
-/* Gives a leaf without pins its frames, by the pinning context's model. */
+/* Reserves the frame record of a leaf without pins, by the pinning context's model. */
 static int leaf_assign(const struct pin_op *op, struct pin_leaf *leaf)
 {
 	int rc;
 
-	if (op->ctx->model == IOPT_PHYS_SCATTERED) {
-		leaf->frames = iopt_calloc(LEAF_PAGES, sizeof(*leaf->frames));
-		if (!leaf->frames)
-			return -ENOMEM;
-		reg.bytes += LEAF_PAGES * sizeof(*leaf->frames);
-	} else {
-		leaf->phys.host_base = leaf->chunk << CHUNK_SHIFT;
-		leaf->phys.pinned = leaf->count;
-		rc = iopt_phys_chunk_reserve_locked(op->ctx->model, leaf->chunk,
-						    (op->end - 1) >> LEAF_SHIFT,
-						    &leaf->phys, &leaf->frame_base);
-		if (rc)
-			return rc;
-	}
+	leaf->phys.host_base = leaf->chunk << CHUNK_SHIFT;
+	leaf->phys.pinned = leaf->pinned;
+	rc = iopt_phys_chunk_reserve_locked(op->ctx->model, leaf->chunk,
+					    (op->end - 1) >> LEAF_SHIFT,
+					    &leaf->phys);
+	if (rc)
+		return rc;
 	leaf->assigned = true;
 	return 0;
 }
 
-/* Undoes pin_frames() for [op->first, end): scattered frames of unpinned pages go. */
-static void pin_frames_undo(const struct pin_op *op, uintptr_t end)
+/* Undoes pin_frames() before @stop: scattered frames of unpinned pages go. */
+static void pin_frames_undo(const struct pin_op *op, uintptr_t stop)
 {
-	uintptr_t vpn;
+	struct pin_seg s;
+	unsigned int i;
 
-	for (vpn = op->first; vpn < end; vpn++) {
-		struct pin_leaf *leaf = leaf_find(vpn >> LEAF_SHIFT);
-
-		if (leaf->frames && !cnt_total(cnt_get(leaf, vpn)))
-			iopt_phys_frame_release_locked(page_frame(leaf, vpn));
+	for_each_seg(&s, op->first, stop) {
+		if (!s.leaf->scattered)
+			continue;
+		for (i = s.lo; i < s.hi; i++)
+			if (!slot_present(s.leaf, i))
+				iopt_phys_frame_release_locked(leaf_frames(s.leaf)[i]);
 	}
 }
 
 /*
- * Assigns frames to every page of the range that is not pinned yet. A linear
- * leaf needs nothing per page: its frames resolve once commit counts the pins.
+ * Gives frames to every page of the range that is not pinned yet. A leaf with a
+ * frame record needs nothing per page: its frames resolve once commit sets the
+ * pages' bits. (A failed record reservation leaves its leaf to
+ * pin_leaves_trim().)
  */
 static int pin_frames(const struct pin_op *op)
 {
-	struct pin_leaf *leaf = NULL;
-	uintptr_t vpn;
+	struct pin_seg s;
+	uintptr_t stop;
+	unsigned int i;
 	int rc;
 
-	if (op->new_leaf)
-		probe_huge(op);
-	for (vpn = op->first; vpn < op->end; vpn++) {
-		if (!leaf || vpn % LEAF_PAGES == 0)
-			leaf = leaf_find(vpn >> LEAF_SHIFT);
-		if (cnt_total(cnt_get(leaf, vpn)))
+	for_each_seg(&s, op->first, op->end) {
+		stop = s.vpn;
+		if (!s.leaf->scattered) {
+			rc = s.leaf->assigned ? 0 : leaf_assign(op, s.leaf);
+			if (rc)
+				goto err_undo;
 			continue;
-		if (!leaf->assigned) {
-			rc = leaf_assign(op, leaf);
+		}
+		for (i = s.lo; i < s.hi; i++, stop++) {
+			if (slot_present(s.leaf, i))
+				continue;
+			rc = iopt_phys_frame_reserve_locked(vpn_host(stop),
+							    &leaf_frames(s.leaf)[i]);
 			if (rc)
 				goto err_undo;
 		}
-		if (!leaf->frames) {
-			vpn |= LEAF_PAGES - 1;
-			continue;
-		}
-		rc = iopt_phys_frame_reserve_locked(vpn_host(vpn),
-						    &leaf->frames[vpn % LEAF_PAGES]);
-		if (rc)
-			goto err_undo;
 	}
 	return 0;
 
 err_undo:
-	pin_frames_undo(op, vpn);
+	pin_frames_undo(op, stop);
 	return rc;
 }
 
@@ -801,12 +1325,28 @@ static int pin_lock(const struct pin_op *op)
 	return 0;
 }
 
+static void pin_commit_page(const struct pin_op *op, struct pin_leaf *leaf,
+			    unsigned int i)
+{
+	uint32_t c = leaf_cnt(leaf, i);
+
+	if (!slot_present(leaf, i)) {
+		slot_insert(leaf, i, op_first(op));
+		reg.npages++;
+		reg.nlocked += op->lock;
+		return;
+	}
+	if (op->lock && !cnt_locked(c))
+		reg.nlocked++;
+	page_set(leaf, i, (c + op_inc(op)) | (op_first(op) & CNT_WRITE));
+}
+
 /* The state change, after every fallible step succeeded. */
 static void pin_commit(const struct pin_op *op, uint64_t *pfns_out)
 {
-	struct pin_leaf *leaf = NULL;
-	uint32_t inc = op->lock ? CNT_LOCK : CNT_POP;
-	uintptr_t vpn, start, end;
+	uintptr_t start, end;
+	struct pin_seg s;
+	unsigned int i;
 
 	for (start = op->first;
 	     op_run_next(op, pred_unpinned, op->n_unpinned, &start, &end);
@@ -817,25 +1357,21 @@ static void pin_commit(const struct pin_op *op, uint64_t *pfns_out)
 	     start = end)
 		reg.nlocked_runs += run_delta(pred_unlocked, start, end);
 
-	for (vpn = op->first; vpn < op->end; vpn++) {
-		uint32_t count;
+	for_each_seg(&s, op->first, op->end) {
+		struct pin_leaf *leaf = s.leaf;
 
-		if (!leaf || vpn % LEAF_PAGES == 0)
-			leaf = leaf_find(vpn >> LEAF_SHIFT);
-		count = cnt_get(leaf, vpn);
-		if (!cnt_total(count)) {
-			leaf->npinned++;
-			reg.npages++;
+		leaf_adopt(leaf);
+		if (!leaf->npinned) {
+			leaf_fill(leaf, s.lo, s.hi, op_first(op));
+			reg.npages += s.hi - s.lo;
+			reg.nlocked += op->lock ? s.hi - s.lo : 0;
+		} else {
+			for (i = s.lo; i < s.hi; i++)
+				pin_commit_page(op, leaf, i);
 		}
-		if (op->lock && !cnt_locked(count))
-			reg.nlocked++;
-		count += inc;
-		if (op->writable)
-			count |= CNT_WRITE;
-		/* A linear leaf's frame resolves from this store on. */
-		cnt_set(leaf, vpn, count);
+		/* From here on the pages' frames resolve. */
 		if (pfns_out)
-			pfns_out[vpn - op->first] = page_frame(leaf, vpn);
+			leaf_frames_out(leaf, s.lo, s.hi, pfns_out + (s.vpn - op->first));
 	}
 	op->ctx->pages_pinned += op->end - op->first;
 	op->ctx->peak_pages_pinned = IOPT_MAX(op->ctx->peak_pages_pinned,
@@ -883,7 +1419,6 @@ int iopt_pin_range(struct iopt_ctx *ctx, uintptr_t uaddr, size_t npages,
 		if (rc)
 			goto out_trim;
 	}
-	/* After faulting in: the huge-page probe needs the pages present. */
 	if (op.n_unpinned) {
 		rc = pin_frames(&op);
 		if (rc)
@@ -904,6 +1439,60 @@ out_trim:
 	return rc;
 }
 
+/* ---- unpin ---- */
+
+/* Drops one pin of @op's backend from page @i, and its slot with the last. */
+static void unpin_page(struct pin_op *op, struct pin_leaf *leaf, unsigned int i)
+{
+	uint32_t c = leaf_cnt(leaf, i);
+
+	assert(slot_present(leaf, i));
+	assert(op->lock ? cnt_locked(c) : (c & CNT_POP_MAX));
+	c -= op_inc(op);
+	op->n_unlocked += op->lock && !cnt_locked(c);
+	if (cnt_total(c)) {
+		page_set(leaf, i, c);
+		return;
+	}
+	op->n_unpinned++;
+	if (leaf->scattered)
+		iopt_phys_frame_release_locked(leaf_frames(leaf)[i]);
+	slot_remove(leaf, i);
+}
+
+/*
+ * Drops one pin from each page, counting the pages whose last lock and last pin
+ * went; their slots, frames and emptied leaves go. The last pins of a uniform
+ * leaf, or of every page of a dense one, go in bulk.
+ */
+static void unpin_counts(struct pin_op *op)
+{
+	struct pin_seg s;
+	unsigned int i;
+
+	for_each_seg(&s, op->first, op->end) {
+		struct pin_leaf *leaf = s.leaf;
+		unsigned int n = s.hi - s.lo;
+
+		assert(leaf);
+		if (leaf_last_pins(leaf, s.lo, s.hi, op_inc(op))) {
+			op->n_unlocked += op->lock ? n : 0;
+			op->n_unpinned += n;
+			if (n == leaf->npinned)
+				leaf_release(leaf);
+			else
+				leaf_clear(leaf, s.lo, s.hi);
+			continue;
+		}
+		for (i = s.lo; i < s.hi; i++)
+			unpin_page(op, leaf, i);
+		if (leaf->npinned)
+			leaf_settle(leaf);
+		else
+			leaf_drop(leaf);
+	}
+}
+
 /* Runs of pages whose last lock went: munlock and count. */
 static void unpin_unlock(const struct pin_op *op)
 {
@@ -918,26 +1507,16 @@ static void unpin_unlock(const struct pin_op *op)
 	}
 }
 
-/* Runs of pages whose last pin went: frames and emptied leaves go. */
-static void unpin_release(const struct pin_op *op)
+/* Runs of pages whose last pin went: count them out. */
+static void unpin_runs(const struct pin_op *op)
 {
-	uintptr_t start, end, vpn;
+	uintptr_t start, end;
 
 	for (start = op->first;
 	     op_run_next(op, pred_unpinned, op->n_unpinned, &start, &end);
 	     start = end) {
 		reg.nruns -= run_delta(pred_unpinned, start, end);
 		reg.npages -= end - start;
-		for (vpn = start; vpn < end; vpn++) {
-			struct pin_leaf *leaf = leaf_find(vpn >> LEAF_SHIFT);
-
-			/* Clears the write flag; the frame stopped resolving already. */
-			cnt_set(leaf, vpn, 0);
-			if (leaf->frames)
-				iopt_phys_frame_release_locked(page_frame(leaf, vpn));
-			if (!--leaf->npinned)
-				leaf_drop(leaf);
-		}
 	}
 }
 
@@ -947,63 +1526,62 @@ void iopt_unpin_range(struct iopt_ctx *ctx, uintptr_t uaddr, size_t npages)
 		.ctx = ctx,
 		.lock = ctx->backend == IOPT_PIN_MLOCK,
 	};
-	uint32_t dec = op.lock ? CNT_LOCK : CNT_POP;
-	struct pin_leaf *leaf = NULL;
-	uintptr_t vpn;
 
 	if (range_vpns(uaddr, npages, &op.first, &op.end))
 		return;
 	iopt_phys_lock();
-	for (vpn = op.first; vpn < op.end; vpn++) {
-		uint32_t count;
-
-		if (!leaf || vpn % LEAF_PAGES == 0)
-			leaf = leaf_find(vpn >> LEAF_SHIFT);
-		assert(leaf);
-		count = cnt_get(leaf, vpn);
-		assert(op.lock ? cnt_locked(count) : (count & CNT_POP_MAX));
-		count -= dec;
-		cnt_set(leaf, vpn, count);
-		op.n_unlocked += op.lock && !cnt_locked(count);
-		op.n_unpinned += !cnt_total(count);
-	}
-	unpin_unlock(&op);
-	unpin_release(&op);
+	unpin_counts(&op);
+	if (op.n_unlocked)
+		unpin_unlock(&op);
+	if (op.n_unpinned)
+		unpin_runs(&op);
 	ctx->pages_pinned -= npages;
 	iopt_phys_unlock();
 }
 
+/* ---- reading ---- */
+
 int iopt_pin_lookup(uintptr_t uaddr, size_t npages, uint64_t *pfns_out)
 {
-	struct pin_leaf *leaf = NULL;
-	uintptr_t first, end, vpn;
+	uintptr_t first, end;
+	struct pin_seg s;
 	int rc = range_vpns(uaddr, npages, &first, &end);
 
 	if (rc)
 		return rc == -EOVERFLOW ? -ENOENT : rc;
 	iopt_phys_lock();
-	for (vpn = first; vpn < end; vpn++) {
-		if (!leaf || vpn % LEAF_PAGES == 0)
-			leaf = leaf_find(vpn >> LEAF_SHIFT);
-		if (!leaf || !cnt_total(cnt_get(leaf, vpn))) {
+	for_each_seg(&s, first, end) {
+		if (!s.leaf || !leaf_covers(s.leaf, s.lo, s.hi)) {
 			rc = -ENOENT;
 			break;
 		}
-		pfns_out[vpn - first] = page_frame(leaf, vpn);
+		leaf_frames_out(s.leaf, s.lo, s.hi, pfns_out + (s.vpn - first));
 	}
 	iopt_phys_unlock();
 	return rc;
 }
 
-size_t iopt_pin_host_pgsize(uintptr_t uaddr)
+/* The leaf of a pinned page, or NULL. Locking: iopt_phys_lock() held. */
+static struct pin_leaf *pinned_leaf(uintptr_t uaddr, unsigned int *i)
 {
 	uintptr_t vpn = uaddr >> IOPT_PIN_PAGE_SHIFT;
+	struct pin_leaf *leaf = leaf_find(vpn >> LEAF_SHIFT);
+
+	*i = vpn % LEAF_PAGES;
+	return leaf && slot_present(leaf, *i) ? leaf : NULL;
+}
+
+size_t iopt_pin_host_pgsize(uintptr_t uaddr)
+{
 	struct pin_leaf *leaf;
 	size_t size = 0;
+	unsigned int i;
 
 	iopt_phys_lock();
-	leaf = leaf_find(vpn >> LEAF_SHIFT);
-	if (leaf && cnt_total(cnt_get(leaf, vpn)))
+	leaf = pinned_leaf(uaddr, &i);
+	if (leaf && !leaf->probed)
+		probe_huge(leaf->chunk, leaf->chunk);
+	if (leaf)
 		size = leaf->huge ? (size_t)1 << CHUNK_SHIFT : IOPT_PIN_PAGE_SIZE;
 	iopt_phys_unlock();
 	return size;
@@ -1011,20 +1589,20 @@ size_t iopt_pin_host_pgsize(uintptr_t uaddr)
 
 int iopt_pin_page_state(uintptr_t uaddr, struct iopt_pin_page_state *st)
 {
-	uintptr_t vpn = uaddr >> IOPT_PIN_PAGE_SHIFT;
 	struct pin_leaf *leaf;
+	unsigned int i;
 	int rc = -ENOENT;
 
 	memset(st, 0, sizeof(*st));
 	iopt_phys_lock();
-	leaf = leaf_find(vpn >> LEAF_SHIFT);
-	if (leaf && cnt_total(cnt_get(leaf, vpn))) {
-		uint32_t c = cnt_get(leaf, vpn);
+	leaf = pinned_leaf(uaddr, &i);
+	if (leaf) {
+		uint32_t c = leaf_cnt(leaf, i);
 
 		st->nlocked = cnt_locked(c);
 		st->npopulated = (c & CNT_POP_MAX) >> 16;
 		st->write = c & CNT_WRITE;
-		st->pfn = page_frame(leaf, vpn);
+		st->pfn = page_frame(leaf, i);
 		rc = 0;
 	}
 	iopt_phys_unlock();

@@ -81,9 +81,9 @@ int iopt_pin_lookup(uintptr_t uaddr, size_t npages, uint64_t *pfns_out);
  * iopt_pin_host_pgsize() - host page size behind a pinned page.
  * @uaddr: host address.
  *
- * Probed when the page's 2 MiB chunk was first pinned: 2 MiB when the whole chunk
- * was one PMD-mapped huge page (THP or hugetlbfs, found with PAGEMAP_SCAN, Linux
- * 6.7+), 4 KiB otherwise or when the kernel cannot tell.
+ * Probed at the first call for the page's 2 MiB chunk while it stays pinned: 2 MiB
+ * when the whole chunk is one PMD-mapped huge page (THP or hugetlbfs, found with
+ * PAGEMAP_SCAN, Linux 6.7+), 4 KiB otherwise or when the kernel cannot tell.
  *
  * Return: the size in bytes, or 0 when @uaddr is not pinned.
  */

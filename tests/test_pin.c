@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_pin.c - the pin registry: refcounted run-based mlock, EFAULT unwinding,
- * backends, host page size, fault injection and a randomized model test.
+ * backends, host page size, fault injection, its memory per pinned page in
+ * dense and sparse layouts, whole-chunk pins and a randomized model test.
  *
  * The kernel's own view is the referee: /proc/self/smaps says which ranges are
  * mlocked (VmFlags "lo") and how much is locked, so "two holders do not undo each
@@ -541,6 +542,251 @@ static void test_hugetlb(void **state)
 	assert_true(size == two_m || size == PG);
 }
 
+/* ---- registry memory and leaf layouts ---- */
+
+#define ONE_G (1ul << 30)
+#define TWO_M (2ul << 20)
+
+/* A GiB-aligned GiB of 4 KiB pages, reserved but not faulted in. */
+static char *map_gig(void **base)
+{
+	char *buf;
+
+	*base = mmap(NULL, 2 * ONE_G, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(*base != MAP_FAILED);
+	buf = (char *)IOPT_ALIGN_UP((uintptr_t)*base, ONE_G);
+	assert_int_equal(madvise(buf, ONE_G, MADV_NOHUGEPAGE), 0);
+	return buf;
+}
+
+/*
+ * Registry + frame table bytes per pinned page after @count pins of @run pages
+ * every @stride pages (populate-only: the layout, not mlock, is measured).
+ */
+static double bytes_per_page(enum iopt_phys_model model, char *buf, size_t count,
+			     size_t stride, size_t run)
+{
+	struct iopt_ctx *ctx = ctx_new(IOPT_PIN_POPULATE_ONLY, model);
+	struct iopt_ctx_stats st;
+	size_t i;
+
+	assert_registry_empty(ctx);
+	for (i = 0; i < count; i++)
+		assert_int_equal(iopt_pin_range(ctx, (uintptr_t)buf + i * stride * PG,
+						run, true, NULL), 0);
+	st = stats_of(ctx);
+	assert_int_equal(st.registry_pages, count * run);
+	for (i = 0; i < count; i++)
+		iopt_unpin_range(ctx, (uintptr_t)buf + i * stride * PG, run);
+	assert_registry_empty(ctx);
+	iopt_ctx_destroy(ctx);
+	return (double)st.registry_bytes / (double)st.registry_pages;
+}
+
+/*
+ * The target is <= 16 bytes per pinned page, frame table included, for dense
+ * and half-dense layouts; a lone page per 2 MiB pays its chunk's record
+ * (docs/pinning.md), bounded here at 256. SCATTERED keeps a frame and a
+ * reverse-map entry per page: bounded at 32.
+ */
+static void test_registry_bytes_bound(void **state)
+{
+	static const enum iopt_phys_model models[] = {
+		IOPT_PHYS_CONTIGUOUS, IOPT_PHYS_FOLIO,
+	};
+	void *base;
+	char *buf = map_gig(&base);
+	size_t m;
+
+	(void)state;
+	for (m = 0; m < IOPT_ARRAY_SIZE(models); m++) {
+		double dense = bytes_per_page(models[m], buf, 1, 0, 16 * 512);
+		double half = bytes_per_page(models[m], buf, 16 * 256, 2, 1);
+		double lone = bytes_per_page(models[m], buf, 512, 512, 1);
+
+		print_message("# model %d: %.2f B/page dense, %.2f every other page, %.1f one per 2 MiB\n",
+			      (int)models[m], dense, half, lone);
+		assert_true(dense <= 16);
+		assert_true(half <= 16);
+		assert_true(lone <= 256);
+	}
+	assert_true(bytes_per_page(IOPT_PHYS_SCATTERED, buf, 1, 0, 16 * 512) <= 32);
+	munmap(base, 2 * ONE_G);
+}
+
+static void assert_page(char *buf, size_t p, uint32_t npop, uint64_t pfn)
+{
+	struct iopt_pin_page_state ps;
+
+	if (!npop) {
+		assert_int_equal(iopt_pin_page_state((uintptr_t)buf + p * PG, &ps),
+				 -ENOENT);
+		assert_null(iopt_phys_to_host(pfn << IOPT_PHYS_FRAME_SHIFT));
+		return;
+	}
+	assert_int_equal(iopt_pin_page_state((uintptr_t)buf + p * PG, &ps), 0);
+	assert_int_equal(ps.npopulated, npop);
+	assert_int_equal(ps.pfn, pfn);
+	assert_ptr_equal(iopt_phys_to_host(pfn << IOPT_PHYS_FRAME_SHIFT), buf + p * PG);
+}
+
+/*
+ * Single pages pinned in a scrambled order, read-only and writable in turn (so
+ * their counts differ and the leaf needs storage), grow a leaf from packed to
+ * dense storage (past 256 pages); unpins shrink it back. Counts and frames
+ * survive every move, and registry_bytes follows the layout.
+ */
+static void test_sparse_leaf_grows_and_shrinks(void **state)
+{
+	struct iopt_ctx *ctx = ctx_new(IOPT_PIN_POPULATE_ONLY, IOPT_PHYS_CONTIGUOUS);
+	struct iopt_ctx *two = ctx_new(IOPT_PIN_POPULATE_ONLY, IOPT_PHYS_CONTIGUOUS);
+	size_t base_len, i, p, packed = 0;
+	void *base;
+	char *buf = map_aligned(TWO_M, TWO_M, &base, &base_len);
+	uint64_t pfn, frame0 = 0;
+
+	(void)state;
+	for (i = 0; i < 300; i++) {
+		p = i * 7 % 512;
+		assert_int_equal(iopt_pin_range(ctx, (uintptr_t)buf + p * PG, 1,
+						i % 2 == 0, &pfn), 0);
+		if (!i)
+			frame0 = pfn - p;
+		assert_int_equal(pfn, frame0 + p);
+		if (i == 199)
+			packed = stats_of(ctx).registry_bytes;
+	}
+	/* 200 counts packed (1 KiB room) against 300 dense (2 KiB). */
+	assert_true(stats_of(ctx).registry_bytes >= packed + 1024);
+	/* A second holder on some pages, then most pins go. */
+	for (i = 0; i < 300; i += 3)
+		assert_int_equal(iopt_pin_range(two, (uintptr_t)buf + i * 7 % 512 * PG,
+						1, false, NULL), 0);
+	for (i = 0; i < 300; i++)
+		assert_page(buf, i * 7 % 512, 1 + (i % 3 == 0), frame0 + i * 7 % 512);
+	for (i = 10; i < 300; i++)
+		iopt_unpin_range(ctx, (uintptr_t)buf + i * 7 % 512 * PG, 1);
+	for (i = 0; i < 300; i++)
+		assert_page(buf, i * 7 % 512, (i < 10) + (i % 3 == 0),
+			    frame0 + i * 7 % 512);
+	for (i = 0; i < 300; i += 3)
+		iopt_unpin_range(two, (uintptr_t)buf + i * 7 % 512 * PG, 1);
+	assert_int_equal(stats_of(ctx).registry_pages, 10);
+	/* Back to packed storage: far below the dense leaf's 2 KiB of counts. */
+	assert_true(stats_of(ctx).registry_bytes < packed - 512);
+	for (i = 0; i < 10; i++)
+		iopt_unpin_range(ctx, (uintptr_t)buf + i * 7 % 512 * PG, 1);
+	assert_registry_empty(ctx);
+	iopt_ctx_destroy(ctx);
+	iopt_ctx_destroy(two);
+	munmap(base, base_len);
+}
+
+/*
+ * A chunk pinned by one call needs no per-page storage; a few pages pinned
+ * again by another holder need none either; more do, and when those pins go
+ * the leaf is as it was, allocations included (failed operations unwind so).
+ */
+static void test_uniform_leaf_storage(void **state)
+{
+	struct iopt_ctx *a = ctx_new(IOPT_PIN_MLOCK, IOPT_PHYS_CONTIGUOUS);
+	struct iopt_ctx *b = ctx_new(IOPT_PIN_MLOCK, IOPT_PHYS_CONTIGUOUS);
+	size_t base_len, i;
+	void *base;
+	char *buf = map_aligned(TWO_M, TWO_M, &base, &base_len);
+	struct iopt_pin_page_state ps;
+	uint64_t bytes;
+	long live;
+
+	(void)state;
+	assert_int_equal(madvise(buf, TWO_M, MADV_NOHUGEPAGE), 0);
+	assert_int_equal(iopt_pin_range(a, (uintptr_t)buf, 512, true, NULL), 0);
+	bytes = stats_of(a).registry_bytes;
+	live = iopt_alloc_live();
+	/* The frame gig (4 KiB), the table and the leaf: no 2 KiB of counts. */
+	assert_true(bytes < 5 * 1024);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(iopt_pin_range(b, (uintptr_t)buf + i * 100 * PG, 1,
+						false, NULL), 0);
+	assert_int_equal(iopt_alloc_live(), live);
+	assert_int_equal(iopt_pin_page_state((uintptr_t)buf + 300 * PG, &ps), 0);
+	assert_int_equal(ps.nlocked, 2);
+	assert_true(ps.write);
+	/* A fifth page needs storage; then the pins go and so does it. */
+	assert_int_equal(iopt_pin_range(b, (uintptr_t)buf + 7 * PG, 20, true, NULL), 0);
+	assert_true(stats_of(a).registry_bytes >= bytes + 2048);
+	iopt_unpin_range(b, (uintptr_t)buf + 7 * PG, 20);
+	assert_int_equal(stats_of(a).registry_bytes, bytes);
+	assert_int_equal(iopt_alloc_live(), live);
+	for (i = 0; i < 4; i++)
+		iopt_unpin_range(b, (uintptr_t)buf + i * 100 * PG, 1);
+	assert_int_equal(iopt_pin_page_state((uintptr_t)buf + 300 * PG, &ps), 0);
+	assert_int_equal(ps.nlocked, 1);
+	/* Part of a uniform chunk goes without touching the rest. */
+	iopt_unpin_range(a, (uintptr_t)buf + 64 * PG, 128);
+	assert_int_equal(locked_pages(buf, TWO_M), 512 - 128);
+	assert_int_equal(stats_of(a).registry_runs, 2);
+	assert_int_equal(iopt_pin_page_state((uintptr_t)buf + 100 * PG, &ps), -ENOENT);
+	iopt_unpin_range(a, (uintptr_t)buf, 64);
+	iopt_unpin_range(a, (uintptr_t)buf + 192 * PG, 320);
+	assert_int_equal(locked_pages(buf, TWO_M), 0);
+	assert_registry_empty(a);
+	iopt_ctx_destroy(a);
+	iopt_ctx_destroy(b);
+	munmap(base, base_len);
+}
+
+/*
+ * Whole chunks are pinned and unpinned in bulk; a chunk whose pages keep other
+ * holders' pins must stay, unlocked where only the mlock pin went.
+ */
+static void test_whole_chunks(void **state)
+{
+	struct iopt_ctx *a = ctx_new(IOPT_PIN_MLOCK, IOPT_PHYS_CONTIGUOUS);
+	struct iopt_ctx *b = ctx_new(IOPT_PIN_POPULATE_ONLY, IOPT_PHYS_CONTIGUOUS);
+	size_t base_len, i;
+	void *base;
+	char *buf = map_aligned(4 * TWO_M, TWO_M, &base, &base_len);
+	struct locked_range r[MAX_VMAS];
+	uint64_t *pfns = calloc(4 * 512, sizeof(*pfns)), again[512];
+	struct iopt_ctx_stats st;
+
+	(void)state;
+	assert_int_equal(madvise(buf, 4 * TWO_M, MADV_NOHUGEPAGE), 0);
+	assert_int_equal(iopt_pin_range(a, (uintptr_t)buf, 4 * 512, true, pfns), 0);
+	for (i = 1; i < 4 * 512; i++)
+		assert_int_equal(pfns[i], pfns[0] + i);
+	assert_int_equal(iopt_pin_range(b, (uintptr_t)buf + TWO_M, 512, false,
+					again), 0);
+	assert_memory_equal(again, pfns + 512, sizeof(again));
+	assert_int_equal(locked_pages(buf, 4 * TWO_M), 4 * 512);
+
+	iopt_unpin_range(a, (uintptr_t)buf + TWO_M, 2 * 512);
+	st = stats_of(a);
+	assert_int_equal(st.registry_pages, 3 * 512);
+	assert_int_equal(st.registry_locked_pages, 2 * 512);
+	assert_int_equal(st.registry_runs, 2);
+	assert_int_equal(st.registry_locked_runs, 2);
+	assert_int_equal(smaps_locked(buf, 4 * TWO_M, r), 2);
+	assert_int_equal(r[0].end, (uintptr_t)buf + TWO_M);
+	assert_int_equal(r[1].start, (uintptr_t)buf + 3 * TWO_M);
+	assert_null(iopt_phys_to_host(pfns[2 * 512 + 5] << IOPT_PHYS_FRAME_SHIFT));
+	assert_int_equal(iopt_pin_lookup((uintptr_t)buf + TWO_M, 512, again), 0);
+	assert_memory_equal(again, pfns + 512, sizeof(again));
+	assert_int_equal(iopt_pin_lookup((uintptr_t)buf, 4 * 512, pfns), -ENOENT);
+
+	iopt_unpin_range(b, (uintptr_t)buf + TWO_M, 512);
+	iopt_unpin_range(a, (uintptr_t)buf, 512);
+	iopt_unpin_range(a, (uintptr_t)buf + 3 * TWO_M, 512);
+	assert_int_equal(locked_pages(buf, 4 * TWO_M), 0);
+	assert_registry_empty(a);
+	iopt_ctx_destroy(a);
+	iopt_ctx_destroy(b);
+	free(pfns);
+	munmap(base, base_len);
+}
+
 /* ---- randomized test against a brute-force model ---- */
 
 #define MODEL_PAGES	384
@@ -787,6 +1033,10 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_fail_nth_table_growth),
 	cmocka_unit_test(test_host_page_size),
 	cmocka_unit_test(test_hugetlb),
+	cmocka_unit_test(test_registry_bytes_bound),
+	cmocka_unit_test(test_sparse_leaf_grows_and_shrinks),
+	cmocka_unit_test(test_uniform_leaf_storage),
+	cmocka_unit_test(test_whole_chunks),
 	cmocka_unit_test(test_random_model),
 	cmocka_unit_test(test_threads_overlapping),
 };
