@@ -7,8 +7,8 @@
  * "chunks" of 512 frames (2 MiB). A gig descriptor exists only while one of its
  * chunks is reserved and holds a pointer per chunk to a struct iopt_phys_chunk:
  * - a registry chunk (CONTIGUOUS, FOLIO) points into the pin registry's record
- *   of its host chunk: frame frame_base + i resolves to host_base + i pages
- *   while bit i of the registry's pinned bitmap is set, so the frame table
+ *   of its host chunk: frame frame_base + (i << shift) resolves to host_base + i
+ *   pages while bit i of the registry's pinned bitmap is set, so the frame table
  *   costs no per-page memory and pinning costs it no per-page write;
  * - a SCATTER chunk points to a leaf of host addresses owned here, one per even
  *   frame (the only ones used).
@@ -21,8 +21,11 @@
  *   run is aligned like its host address modulo 1 GiB; neighbouring host gigs go
  *   to neighbouring frame gigs when those are free, so a run crossing a 1 GiB
  *   boundary stays one run.
- * - FOLIO hands out odd chunk slots 1..509 only: no two folio chunks are
- *   adjacent, and none touches a neighbouring gig, so no run crosses 2 MiB.
+ * - FOLIO hands out odd chunk slots 1..509 only: a linear chunk (a 2 MiB host
+ *   page) takes slot s and leaves s + 1 free; a strided one (4 KiB host pages)
+ *   takes s and s + 1 and uses only their even frames. No two folio chunks are
+ *   adjacent, none touches a neighbouring gig, so no run crosses 2 MiB, and a
+ *   strided chunk has no run longer than one page.
  * - SCATTER chunks form a pool of single frames; only even frames are used (and
  *   never a gig's first frame), so no two scattered frames, and no scattered
  *   frame and a frame of another gig, are ever adjacent. The pool grows when half
@@ -135,9 +138,11 @@ void *iopt_phys_to_host(uint64_t paddr)
 	if (!chunk)
 		return NULL;
 	if (chunk->pinned) {
-		uint64_t page = frame - chunk->frame_base;
+		uint64_t off = frame - chunk->frame_base;
+		uint64_t page = off >> chunk->shift;
 
-		if (!(atomic_load_explicit(&chunk->pinned[page / 64],
+		if (off & ((1u << chunk->shift) - 1) ||
+		    !(atomic_load_explicit(&chunk->pinned[page / 64],
 					   memory_order_relaxed) >> (page % 64) & 1))
 			return NULL;
 		host = chunk->host_base + ((uintptr_t)page << IOPT_PHYS_FRAME_SHIFT);
@@ -388,7 +393,7 @@ static uint64_t chunk_first_frame(uint32_t g, uint32_t slot)
 	return gig_first_frame(g) + ((uint64_t)slot << IOPT_PHYS_CHUNK_SHIFT);
 }
 
-int iopt_phys_chunk_reserve_locked(enum iopt_phys_model model,
+int iopt_phys_chunk_reserve_locked(enum iopt_phys_model model, bool host_huge,
 				   uint64_t host_chunk, uint64_t run_last_chunk,
 				   struct iopt_phys_chunk *chunk)
 {
@@ -404,14 +409,19 @@ int iopt_phys_chunk_reserve_locked(enum iopt_phys_model model,
 				    &g);
 		slot = (uint32_t)(host_chunk % GIG_CHUNKS);
 		assert(rc || !slot_reserved(gig_at(g), slot));
+		chunk->shift = 0;
 	} else {
+		/* A strided chunk's second slot is free: see the file comment. */
 		rc = shared_gig_get(GIG_FOLIO, 1, 2, 2 * FOLIO_SLOTS - 1, &g,
 				    &slot);
+		chunk->shift = host_huge ? 0 : 1;
 	}
 	if (rc)
 		return rc;
 	chunk->frame_base = chunk_first_frame(g, slot);
 	chunk_install(g, slot, chunk);
+	if (chunk->shift)
+		chunk_install(g, slot + 1, chunk);
 	return 0;
 }
 
@@ -446,6 +456,8 @@ void iopt_phys_chunk_release_locked(struct iopt_phys_chunk *chunk)
 
 	assert_locked();
 	frame_chunk(chunk->frame_base, &g, &slot);
+	if (chunk->shift)
+		chunk_uninstall(g, slot + 1);
 	chunk_uninstall(g, slot);
 }
 

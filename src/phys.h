@@ -6,7 +6,8 @@
  * frame, by contiguity model, and keeps frame -> host for iopt_phys_to_host().
  * Two kinds of reservation exist:
  * - a chunk, for one 2 MiB host chunk under CONTIGUOUS or FOLIO: 512 frames,
- *   2 MiB-aligned, where page i of the host chunk uses frame base + i; page i
+ *   2 MiB-aligned, where page i of the host chunk uses frame base + i (linear),
+ *   or every other frame of 1024 (strided, FOLIO over 4 KiB host pages); page i
  *   resolves while the registry's bitmap says it is pinned;
  * - a single frame under SCATTERED, which resolves from its reservation to its
  *   release.
@@ -22,6 +23,7 @@
 #define IOPT_SRC_PHYS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,8 +43,10 @@ void iopt_phys_unlock(void);
  * @host_base: host address of the chunk's page 0.
  * @pinned: the registry's bitmap of the chunk's 512 pages: bit i is set exactly
  *	    while page i is pinned.
- * @frame_base: frame of page 0 (page i uses frame @frame_base + i); set by
- *		iopt_phys_chunk_reserve_locked().
+ * @frame_base: frame of page 0; set by iopt_phys_chunk_reserve_locked().
+ * @shift: page i uses frame @frame_base + (i << @shift): 0 for a linear chunk
+ *	   (512 frames, one run), 1 for a strided one (every other frame of
+ *	   1024, so no two pages are adjacent: 4 KiB folios); set by the reserve.
  *
  * Lives inside the registry's own per-chunk record, so a chunk costs the frame
  * table one pointer per 2 MiB of frames and pinning writes nothing here per
@@ -55,27 +59,31 @@ struct iopt_phys_chunk {
 	uintptr_t host_base;
 	const _Atomic uint64_t *pinned;
 	uint64_t frame_base;
+	unsigned int shift;
 };
 
 /**
  * iopt_phys_chunk_reserve_locked() - reserve the frames of one host chunk.
  * @model: IOPT_PHYS_CONTIGUOUS or IOPT_PHYS_FOLIO.
+ * @host_huge: the chunk is one 2 MiB host page (THP or hugetlbfs); FOLIO gives
+ *	       a linear chunk then and a strided one otherwise, CONTIGUOUS
+ *	       ignores it.
  * @host_chunk: host address >> 21 of the chunk.
  * @run_last_chunk: last host chunk of the range being pinned (>= @host_chunk);
  *		    CONTIGUOUS keeps room for the whole range to stay one run.
  * @chunk: resolution record, borrowed until the release; receives frame_base
- *	   (a multiple of 512).
+ *	   (a multiple of 512) and shift.
  *
- * CONTIGUOUS gives frame_base % 2^18 == (@host_chunk % 512) * 512, from the
- * frame gig mirroring @host_chunk's host gig, and mirrors neighbouring host gigs
- * on neighbouring frame gigs when it can. FOLIO gives a chunk that is adjacent
- * to no other reserved chunk.
+ * CONTIGUOUS gives a linear chunk with frame_base % 2^18 == (@host_chunk % 512)
+ * * 512, from the frame gig mirroring @host_chunk's host gig, and mirrors
+ * neighbouring host gigs on neighbouring frame gigs when it can. FOLIO's chunks,
+ * linear or strided, are adjacent to no other reserved frame.
  *
  * Return: 0; -ENOMEM when out of memory or out of simulated frames.
  * On failure: nothing changes.
  * Locking: iopt_phys_lock() held.
  */
-int iopt_phys_chunk_reserve_locked(enum iopt_phys_model model,
+int iopt_phys_chunk_reserve_locked(enum iopt_phys_model model, bool host_huge,
 				   uint64_t host_chunk, uint64_t run_last_chunk,
 				   struct iopt_phys_chunk *chunk);
 

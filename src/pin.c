@@ -25,7 +25,7 @@
  * otherwise be faulted in afresh every time (malloc trims it).
  *
  * A leaf also records how its pages got frames: one frame record (CONTIGUOUS
- * and FOLIO, frame = base + index, the leaf's own bitmap telling
+ * and FOLIO, frame = base + (index << shift), the leaf's own bitmap telling
  * which resolve) or a frame per page (SCATTERED, always dense), chosen by the
  * context whose pin first touched the chunk.
  *
@@ -219,6 +219,7 @@ struct pin_op {
 	uintptr_t n_populate_locked;	/* pred_needs_populate_locked */
 	uintptr_t n_unpinned;		/* pred_unpinned: need frames */
 	uintptr_t n_unlocked;		/* pred_unlocked, mlock backend only */
+	bool new_leaf;			/* some chunk had no pin before */
 	bool mlock_faults_in;		/* mlock does the populating */
 	/* The table as it was before this pin grew it, kept until it commits. */
 	bool grew;
@@ -474,7 +475,7 @@ static uint64_t page_frame(const struct pin_leaf *leaf, unsigned int i)
 {
 	if (leaf->scattered)
 		return leaf_frames(leaf)[i];
-	return leaf->phys.frame_base + i;
+	return leaf->phys.frame_base + ((uint64_t)i << leaf->phys.shift);
 }
 
 /* Frames of pages [lo, hi) of @leaf, all pinned, to @out. */
@@ -482,14 +483,19 @@ static void leaf_frames_out(const struct pin_leaf *leaf, unsigned int lo,
 			    unsigned int hi, uint64_t *out)
 {
 	uint64_t base = leaf->phys.frame_base;
-	unsigned int i;
+	unsigned int i, shift = leaf->phys.shift;
 
 	if (leaf->scattered) {
 		memcpy(out, leaf_frames(leaf) + lo, (hi - lo) * sizeof(*out));
 		return;
 	}
-	for (i = lo; i < hi; i++)
-		*out++ = base + i;
+	/* The linear loop alone: it writes 2 MiB per GiB pinned, at memory speed. */
+	if (!shift)
+		for (i = lo; i < hi; i++)
+			*out++ = base + i;
+	else
+		for (i = lo; i < hi; i++)
+			*out++ = base + ((uint64_t)i << shift);
 }
 
 /* Gives page @i a slot with @count; leaf_reserve() made the room. */
@@ -974,6 +980,7 @@ static int pin_leaves_get(struct pin_op *op)
 		rc = leaf_get(op, chunk);
 		if (rc < 0)
 			return rc;
+		op->new_leaf |= rc;
 	}
 	return 0;
 }
@@ -1184,14 +1191,17 @@ static void probe_huge(uintptr_t first, uintptr_t last)
 	}
 }
 
-/* Reserves the frame record of a leaf without pins, by the pinning context's model. */
+/*
+ * Reserves the frame record of a leaf without pins, by the pinning context's
+ * model and, for FOLIO, the host page size probe_huge() found.
+ */
 static int leaf_assign(const struct pin_op *op, struct pin_leaf *leaf)
 {
 	int rc;
 
 	leaf->phys.host_base = leaf->chunk << CHUNK_SHIFT;
 	leaf->phys.pinned = leaf->pinned;
-	rc = iopt_phys_chunk_reserve_locked(op->ctx->model, leaf->chunk,
+	rc = iopt_phys_chunk_reserve_locked(op->ctx->model, leaf->huge, leaf->chunk,
 					    (op->end - 1) >> LEAF_SHIFT,
 					    &leaf->phys);
 	if (rc)
@@ -1228,6 +1238,9 @@ static int pin_frames(const struct pin_op *op)
 	unsigned int i;
 	int rc;
 
+	/* Only FOLIO frames depend on it; iopt_pin_host_pgsize() probes too. */
+	if (op->new_leaf && op->ctx->model == IOPT_PHYS_FOLIO)
+		probe_huge(op->first >> LEAF_SHIFT, (op->end - 1) >> LEAF_SHIFT);
 	for_each_seg(&s, op->first, op->end) {
 		stop = s.vpn;
 		if (!s.leaf->scattered) {
@@ -1419,6 +1432,7 @@ int iopt_pin_range(struct iopt_ctx *ctx, uintptr_t uaddr, size_t npages,
 		if (rc)
 			goto out_trim;
 	}
+	/* After faulting in: the huge-page probe needs the pages present. */
 	if (op.n_unpinned) {
 		rc = pin_frames(&op);
 		if (rc)

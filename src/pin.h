@@ -81,7 +81,8 @@ int iopt_pin_lookup(uintptr_t uaddr, size_t npages, uint64_t *pfns_out);
  * iopt_pin_host_pgsize() - host page size behind a pinned page.
  * @uaddr: host address.
  *
- * Probed at the first call for the page's 2 MiB chunk while it stays pinned: 2 MiB
+ * Probed when a FOLIO context first pins the page's 2 MiB chunk (its frames
+ * depend on it), otherwise at the first call while the chunk stays pinned: 2 MiB
  * when the whole chunk is one PMD-mapped huge page (THP or hugetlbfs, found with
  * PAGEMAP_SCAN, Linux 6.7+), 4 KiB otherwise or when the kernel cannot tell.
  *

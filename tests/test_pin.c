@@ -530,8 +530,10 @@ static void test_hugetlb(void **state)
 	assert_int_equal(iopt_pin_range(ctx, (uintptr_t)buf, 512, true, pfns), 0);
 	assert_ptr_equal(iopt_phys_to_host(pfns[100] << IOPT_PHYS_FRAME_SHIFT),
 			 buf + 100 * PG);
-	assert_int_equal(pfns[511], pfns[0] + 511);
 	size = iopt_pin_host_pgsize((uintptr_t)buf);
+	/* FOLIO: one 2 MiB run behind a 2 MiB host page, no runs behind 4 KiB. */
+	assert_true(size == two_m ? pfns[511] == pfns[0] + 511 :
+				    pfns[1] != pfns[0] + 1);
 	print_message("# host page size %zu KiB\n", size >> 10);
 	iopt_unpin_range(ctx, (uintptr_t)buf + 8 * PG, 8);
 	iopt_unpin_range(ctx, (uintptr_t)buf, 512);
