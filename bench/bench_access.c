@@ -21,7 +21,10 @@
  * interleaved rounds, each round starting with another loop, and the median
  * of each is reported: measured once each, one after the other, the second
  * ran on warmer caches or at another clock, which once put the 1 MiB rw, a
- * single memcpy, at 108-132 % of memcpy itself.
+ * single memcpy, at 108-132 % of memcpy itself. Rounds are short (a few ms
+ * for the 1 MiB copies, tens of ms for the pins) so that the load of other
+ * jobs on a shared machine changes little between a figure and its
+ * baseline; 500 copies a round still drifted to 133 % once.
  *
  * Build with the release preset (no fault injection, no lock tracking):
  *   cmake --preset release && cmake --build --preset release -j2 &&
@@ -167,7 +170,7 @@ static void time_rounds(const bench_fn *fns, unsigned int n, const void *arg,
 }
 
 /* 1. pin + unpin of one domain-held page */
-#define PIN_N 1000000u
+#define PIN_N 200000u
 
 static double time_pin(const void *arg)
 {
@@ -264,7 +267,7 @@ static void bench_rw(struct env *e)
 	bench_report("rw 64 B read (ns/op)", ns[0], ns[1], "ns");
 
 	c.len = BIG;
-	c.n = 500;
+	c.n = 100;
 	time_rounds(fns, 2, &c, ns);
 	bench_report("rw 1 MiB read (GB/s)", (double)BIG / ns[0],
 		     (double)BIG / ns[1], "GB/s");
