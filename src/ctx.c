@@ -11,8 +11,11 @@
  * the context's limit, so concurrent charges from several contexts cannot
  * overshoot together; an uncharge subtracts and never fails. The limit is
  * resolved at each charge (getrlimit is cheap and the kernel also reads the
- * rlimit at charge time); the CAP_IPC_LOCK test is made once, at alloc, as the
- * kernel fixes the account mode when a pages object is created.
+ * rlimit at charge time). A context uncapped by CAP_IPC_LOCK charges no shared
+ * counter at all, whatever its mode: the kernel makes such a mapper's pages
+ * NONE (iopt-semantics.md §3.9), so root cannot push another context of its
+ * user over that context's limit. The capability test is made once, at alloc,
+ * as the kernel fixes the account mode when a pages object is created.
  *
  * Locking: accounts.mutex guards the user list and each entry's refs; counters are
  * atomics; struct iopt_ctx's legend is in ctx.h.
@@ -203,16 +206,17 @@ static uint64_t ctx_limit(const struct iopt_ctx *ctx)
 
 	if (ctx->limit_explicit)
 		return ctx->limit_pages;
-	if (ctx->cap_ipc_lock || getrlimit(RLIMIT_MEMLOCK, &rl) ||
-	    rl.rlim_cur == RLIM_INFINITY)
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY)
 		return IOPT_CTX_UNLIMITED;
 	return rl.rlim_cur >> IOPT_PIN_PAGE_SHIFT;
 }
 
-/* The counter @mode charges; NULL for NONE. */
+/* The counter @mode charges; NULL for NONE and when CAP_IPC_LOCK uncaps @ctx. */
 static _Atomic uint64_t *mode_counter(struct iopt_ctx *ctx,
 				      enum iopt_account_mode mode)
 {
+	if (ctx->cap_ipc_lock && !ctx->limit_explicit)
+		return NULL;
 	switch (mode) {
 	case IOPT_ACCOUNT_USER:
 		return &ctx->user->locked;

@@ -40,7 +40,7 @@ struct iopt_ctx {
 	enum iopt_phys_model model;		/* (c) */
 	bool limit_explicit;			/* (c) IOPT_CTX_LIMIT was given */
 	uint64_t limit_pages;			/* (c) valid if limit_explicit */
-	bool cap_ipc_lock;			/* (c) uncapped by default */
+	bool cap_ipc_lock;			/* (c) uncapped, NONE, by default */
 	struct iopt_acct_user *user;		/* (c) holds a reference */
 
 	_Atomic uint64_t pages_charged;		/* (a) */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_ctx.c - contexts and memory-lock accounting: options, limits (explicit,
- * RLIMIT_MEMLOCK, CAP_IPC_LOCK), the modes and their counters, -EBUSY on a mode
- * change, statistics, the refusal log, and the same limits as an unprivileged
- * user with the populate-only backend.
+ * RLIMIT_MEMLOCK, CAP_IPC_LOCK, which accounts NONE), the modes and their
+ * counters, -EBUSY on a mode change, statistics, the refusal log, and the same
+ * limits as an unprivileged user with the populate-only backend.
  *
  * Charging is exercised the way a pages object does it (src/ctx.h): pin, then
  * charge what was pinned, and unpin when the charge is refused.
@@ -248,6 +248,52 @@ static void test_default_limit(void **state)
 	iopt_ctx_destroy(ctx);
 }
 
+/*
+ * A context uncapped by CAP_IPC_LOCK accounts NONE, whatever its mode, as the
+ * kernel makes such a mapper's pages NONE: it must not push a context of the
+ * same user (or process) with an explicit limit over that limit.
+ */
+static void test_cap_ipc_lock_accounts_none(void **state)
+{
+	static const enum iopt_account_mode modes[] = {
+		IOPT_ACCOUNT_USER, IOPT_ACCOUNT_MM,
+	};
+	size_t m;
+
+	(void)state;
+	for (m = 0; m < IOPT_ARRAY_SIZE(modes); m++) {
+		struct iopt_ctx *root = ctx_new(modes[m], IOPT_PIN_MLOCK, false, 0);
+		struct iopt_ctx *lim = ctx_new(modes[m], IOPT_PIN_MLOCK, true, 16);
+		enum iopt_account_mode mode;
+		struct iopt_ctx_stats st;
+
+		assert_non_null(root);
+		assert_non_null(lim);
+		if (!root->cap_ipc_lock) {
+			iopt_ctx_destroy(root);
+			iopt_ctx_destroy(lim);
+			print_message("# skipped: no CAP_IPC_LOCK (run as root)\n");
+			skip();
+		}
+		/* As a pages object does: the mode comes with the object count. */
+		mode = iopt_ctx_obj_get(root);
+		assert_int_equal(iopt_ctx_charge(root, mode, 1000), 0);
+		st = stats_of(root);
+		assert_int_equal(st.pages_charged, 1000);
+		assert_int_equal(st.account_pages, 1000);
+		assert_int_equal(st.limit_pages, IOPT_CTX_UNLIMITED);
+		assert_int_equal(stats_of(lim).account_pages, 0);
+		assert_int_equal(iopt_ctx_charge(lim, modes[m], 16), 0);
+		assert_int_equal(iopt_ctx_charge(lim, modes[m], 1), -ENOMEM);
+		iopt_ctx_uncharge(lim, modes[m], 16);
+		iopt_ctx_uncharge(root, mode, 1000);
+		iopt_ctx_obj_put(root);
+		assert_int_equal(stats_of(lim).account_pages, 0);
+		iopt_ctx_destroy(root);
+		iopt_ctx_destroy(lim);
+	}
+}
+
 static void test_log_off_by_default(void **state)
 {
 	struct iopt_ctx *ctx = ctx_new(IOPT_ACCOUNT_MM, IOPT_PIN_MLOCK, true, 0);
@@ -386,6 +432,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_counters_shared),
 	cmocka_unit_test(test_mode_change_busy),
 	cmocka_unit_test(test_default_limit),
+	cmocka_unit_test(test_cap_ipc_lock_accounts_none),
 	cmocka_unit_test(test_log_off_by_default),
 	cmocka_unit_test(test_unprivileged_limits),
 };

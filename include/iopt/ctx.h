@@ -15,9 +15,11 @@
  * - IOPT_ACCOUNT_MM: one counter for the process (VFIO type1's locked_vm).
  * - IOPT_ACCOUNT_NONE: counted in the statistics, never refused.
  * The limit is iopt_ctx_options.limit_pages when IOPT_CTX_LIMIT is set (it then
- * applies even to root, so tests can exercise it); otherwise uncapped for a
- * process with CAP_IPC_LOCK, as in the kernel, else getrlimit(RLIMIT_MEMLOCK)
- * read at each charge. Charging happens after pinning and a refused charge is
+ * applies even to root, so tests can exercise it); otherwise
+ * getrlimit(RLIMIT_MEMLOCK) read at each charge, except that a process with
+ * CAP_IPC_LOCK is uncapped, as in the kernel: such a context accounts as
+ * IOPT_ACCOUNT_NONE whatever its mode, so it adds nothing to the counters
+ * other contexts check. Charging happens after pinning and a refused charge is
  * fully unwound by the caller (-ENOMEM, nothing pinned, nothing charged).
  *
  * Lifetime: iopt_ctx_alloc() allocates, iopt_ctx_destroy() frees; every object
@@ -84,7 +86,8 @@ struct iopt_ctx_options {
  * @pages_charged: pages this context's objects have charged.
  * @peak_pages_charged: highest @pages_charged so far.
  * @account_pages: the counter the current mode checks (the user's for USER,
- *		   the process's for MM, @pages_charged for NONE).
+ *		   the process's for MM, @pages_charged for NONE and for a
+ *		   context uncapped by CAP_IPC_LOCK).
  * @limit_pages: the limit the next charge is checked against
  *		 (IOPT_CTX_UNLIMITED when uncapped or in mode NONE).
  * @registry_pages: distinct host pages pinned in the process.
