@@ -14,8 +14,12 @@
  *     searched by binary search, then the 8-byte copy: the shape of a
  *     userspace device model's DMA region lookup (libvfio-user's takes about
  *     215-250 ns at this size, by its authors' figures; not measured here).
- *     Also at 10^3 areas, and the IOAS's area lookup alone, which every rw
- *     starts with, to separate the tree from the access path.
+ *     Also at 10^3 areas; the IOAS's area lookup alone, which every rw
+ *     starts with; the loads an rw cannot avoid (lookup, area, pages, host
+ *     bytes) with no library code around them, the floor of this data
+ *     layout; and all of it again with every read's IOVA computed from the
+ *     value read before, which gives the latency of one read rather than
+ *     the throughput of overlapping ones.
  *
  * Each figure and its baseline (and the lookup alone) run in ROUNDS
  * interleaved rounds, each round starting with another loop, and the median
@@ -47,6 +51,7 @@
 
 #include "bench_common.h"
 #include "io_pagetable.h"
+#include "pages.h"
 
 #define PS 4096u
 #define BASE_IOVA UINT64_C(0x100000000)
@@ -58,7 +63,7 @@
 #define SHARED_PAGES 256u	/* the areas cycle over this much memory */
 #define NREADS 1000000u
 #define ROUNDS 5
-#define MAX_LOOPS 3	/* loops interleaved in one time_rounds() */
+#define MAX_LOOPS 4	/* loops interleaved in one time_rounds() */
 
 struct env {
 	struct iopt_ctx *ctx;
@@ -311,7 +316,7 @@ static uint64_t rand_next(uint64_t *s)
 	return *s;
 }
 
-/* Random 8-byte reads at @iovas, through the access or the region table. */
+/* Random 8-byte reads at @iovas. */
 struct read_case {
 	struct env *e;
 	const struct region *table;
@@ -319,38 +324,90 @@ struct read_case {
 	const uint64_t *iovas;
 };
 
-static double time_reads(const void *arg)
+enum read_kind {
+	READ_RW,	/* iopt_access_rw() */
+	READ_TABLE,	/* the baseline: region_find() and a memcpy */
+	READ_BARE,	/* the loads an rw needs, no locks, no checks: the
+			 * area lookup, the area, its pages, the host bytes */
+};
+
+/* Opaque zero: ANDed with the last value read, it chains the reads. */
+static volatile uint64_t chain_zero;
+
+/*
+ * NREADS reads of one kind. @chained computes each IOVA from the value the
+ * read before returned, so no two reads overlap in the CPU and the figure
+ * is the latency of one; unchained, the CPU overlaps as many as its
+ * out-of-order window holds.
+ */
+static inline __attribute__((always_inline)) double
+time_read_loop(const struct read_case *c, enum read_kind kind, bool chained)
 {
-	const struct read_case *c = arg;
-	uint64_t t0 = bench_now_ns(), acc = 0, v;
+	struct io_pagetable *iopt = &c->e->ioas->iopt;
+	uint64_t t0, acc = 0, v = 0, zero = chain_zero;
 	unsigned int i;
 
+	if (kind == READ_BARE)
+		iopt_rwlock_read(&iopt->iova_rwsem);
+	t0 = bench_now_ns();
 	for (i = 0; i != NREADS; i++) {
-		CHECK(iopt_access_rw(c->e->access, c->iovas[i], &v, 8, 0,
-				     NULL));
+		uint64_t iova = c->iovas[i] + (chained ? v & zero : 0);
+		const struct region *r;
+		struct iopt_area *area;
+
+		switch (kind) {
+		case READ_RW:
+			CHECK(iopt_access_rw(c->e->access, iova, &v, 8, 0,
+					     NULL));
+			break;
+		case READ_TABLE:
+			r = region_find(c->table, c->nareas, iova);
+			memcpy(&v, r->host + (iova - r->iova), 8);
+			break;
+		case READ_BARE:
+			area = iopt_area_find(iopt, iova);
+			memcpy(&v, (char *)area->pages->uptr +
+					   iopt_area_start_byte(area, iova),
+			       8);
+			break;
+		}
 		acc += v;
 	}
 	t0 = bench_now_ns() - t0;
+	if (kind == READ_BARE)
+		iopt_rwlock_unlock(&iopt->iova_rwsem);
 	bench_keep(acc);
 	return (double)t0 / NREADS;
 }
 
+static double time_reads(const void *arg)
+{
+	return time_read_loop(arg, READ_RW, false);
+}
+
 static double time_table_reads(const void *arg)
 {
-	const struct read_case *c = arg;
-	uint64_t t0 = bench_now_ns(), acc = 0, v;
-	unsigned int i;
+	return time_read_loop(arg, READ_TABLE, false);
+}
 
-	for (i = 0; i != NREADS; i++) {
-		const struct region *r = region_find(c->table, c->nareas,
-						     c->iovas[i]);
+static double time_bare_reads(const void *arg)
+{
+	return time_read_loop(arg, READ_BARE, false);
+}
 
-		memcpy(&v, r->host + (c->iovas[i] - r->iova), 8);
-		acc += v;
-	}
-	t0 = bench_now_ns() - t0;
-	bench_keep(acc);
-	return (double)t0 / NREADS;
+static double time_chained_reads(const void *arg)
+{
+	return time_read_loop(arg, READ_RW, true);
+}
+
+static double time_chained_table_reads(const void *arg)
+{
+	return time_read_loop(arg, READ_TABLE, true);
+}
+
+static double time_chained_bare_reads(const void *arg)
+{
+	return time_read_loop(arg, READ_BARE, true);
 }
 
 /* The IOAS's own area lookup, alone: what every rw starts with. */
@@ -379,9 +436,12 @@ static void bench_random_reads(struct env *e, unsigned int nareas)
 	uint64_t *iovas = malloc(NREADS * sizeof(*iovas));
 	struct read_case c = { e, table, nareas, iovas };
 	static const bench_fn fns[] = { time_reads, time_table_reads,
-					time_area_lookup };
+					time_area_lookup, time_bare_reads };
+	static const bench_fn chained[] = { time_chained_reads,
+					    time_chained_table_reads,
+					    time_chained_bare_reads };
 	uint64_t seed = 0x9e3779b97f4a7c15ull;
-	double ns[3];
+	double ns[4];
 	char what[64];
 	unsigned int i;
 
@@ -399,11 +459,17 @@ static void bench_random_reads(struct env *e, unsigned int nareas)
 		iovas[i] = BASE_IOVA + (rand_next(&seed) % nareas) * AREA_STRIDE +
 			   (rand_next(&seed) % (PS / 8)) * 8;
 
-	time_rounds(fns, 3, &c, ns);
+	time_rounds(fns, 4, &c, ns);
 	snprintf(what, sizeof(what), "random 8 B read, %u areas (ns/op)",
 		 nareas);
 	bench_report(what, ns[0], ns[1], "ns");
 	printf("%-44s %12.1f ns\n", "  of which the area lookup", ns[2]);
+	printf("%-44s %12.1f ns\n", "  its loads alone (lookup, area, pages, host)",
+	       ns[3]);
+	time_rounds(chained, 3, &c, ns);
+	bench_report("  chained, one read at a time (ns/op)", ns[0], ns[1],
+		     "ns");
+	printf("%-44s %12.1f ns\n", "  its loads alone, chained", ns[2]);
 
 	CHECK(iopt_ioas_unmap_all(e->ioas, NULL));
 	free(iovas);
