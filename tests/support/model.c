@@ -717,6 +717,9 @@ int model_dirty_read(struct model *m, int io, int dom, uint64_t iova,
 		return -EOVERFLOW;
 	if (m->dom_ioas[dom] != io)
 		return -EINVAL;
+	/* the domain refuses a read while tracking is off (docs/dirty.md) */
+	if (!m->dom_tracking[dom])
+		return -EINVAL;
 	for (uint64_t i = 0; i != length / PG; i++) {
 		uint64_t p = iova / PG + i;
 
