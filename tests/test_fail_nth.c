@@ -96,13 +96,14 @@ struct pass {
 	const char *name;
 	enum iopt_pin_backend pin;
 	enum iopt_account_mode account;
-	size_t batch_memory;		/* iopt_set_temp_memory_limit(), 0: default */
+	size_t batch_memory;		/* temp memory limit, 0: default */
 	bool slow;			/* left out by iopt_test_quick() */
 };
 
 static const struct pass passes[] = {
 	{ "populate", IOPT_PIN_POPULATE_ONLY, IOPT_ACCOUNT_USER, 0, false },
-	{ "small batches", IOPT_PIN_POPULATE_ONLY, IOPT_ACCOUNT_USER, 64, true },
+	{ "small batches", IOPT_PIN_POPULATE_ONLY, IOPT_ACCOUNT_USER, 64,
+	  true },
 	{ "mlock+mm", IOPT_PIN_MLOCK, IOPT_ACCOUNT_MM, 0, false },
 };
 
@@ -282,7 +283,7 @@ static uint64_t mix(uint64_t h, uint64_t v)
 
 struct snap {
 	uint64_t digest[2];
-	uint64_t domains;	/* leaves in the window, leaf counts, tracking */
+	uint64_t domains;	/* window leaves, leaf counts, tracking */
 	uint64_t registry;	/* per-page pin counts of buf */
 	uint64_t pages;		/* every pages object's books and pins */
 	struct iopt_ctx_stats st;
