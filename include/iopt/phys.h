@@ -19,8 +19,10 @@
  * - IOPT_PHYS_CONTIGUOUS: a pinned range is one run of frames, aligned like its
  *   host address modulo 1 GiB (so 2 MiB and 1 GiB IOMMU pages can be used
  *   wherever the host addresses would allow them).
- * - IOPT_PHYS_FOLIO: each 2 MiB-aligned host chunk is one 2 MiB-aligned run of
- *   frames; runs never continue across a chunk boundary (folio-sized memory).
+ * - IOPT_PHYS_FOLIO: frames follow the host page size, as the kernel's folios
+ *   do: a 2 MiB-aligned host chunk that is one 2 MiB page (THP or hugetlbfs)
+ *   is one 2 MiB-aligned run of frames; 4 KiB host pages get frames no two of
+ *   which are adjacent. Runs never continue across a chunk boundary.
  * - IOPT_PHYS_SCATTERED: a pseudo-random frame per page, never adjacent to
  *   another scattered frame, so no two pages form a run (the 4 KiB-only path).
  */
