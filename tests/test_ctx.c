@@ -183,32 +183,34 @@ static void test_mode_none_uncapped(void **state)
 	munmap(buf, 32 * PG);
 }
 
+/* The modes with a counter shared by contexts. */
+static const enum iopt_account_mode shared_modes[] = {
+	IOPT_ACCOUNT_USER, IOPT_ACCOUNT_MM,
+};
+
 /* USER and MM counters are shared by every context of the process. */
 static void test_counters_shared(void **state)
 {
-	static const enum iopt_account_mode modes[] = {
-		IOPT_ACCOUNT_USER, IOPT_ACCOUNT_MM,
-	};
 	size_t m;
 
 	(void)state;
-	for (m = 0; m < IOPT_ARRAY_SIZE(modes); m++) {
-		struct iopt_ctx *a = ctx_new(modes[m], IOPT_PIN_MLOCK, true, 16);
-		struct iopt_ctx *b = ctx_new(modes[m], IOPT_PIN_MLOCK, true, 16);
+	for (m = 0; m < IOPT_ARRAY_SIZE(shared_modes); m++) {
+		struct iopt_ctx *a = ctx_new(shared_modes[m], IOPT_PIN_MLOCK, true, 16);
+		struct iopt_ctx *b = ctx_new(shared_modes[m], IOPT_PIN_MLOCK, true, 16);
 
 		assert_non_null(a);
 		assert_non_null(b);
-		assert_int_equal(iopt_ctx_charge(a, modes[m], 10), 0);
-		assert_int_equal(iopt_ctx_charge(b, modes[m], 7), -ENOMEM);
+		assert_int_equal(iopt_ctx_charge(a, shared_modes[m], 10), 0);
+		assert_int_equal(iopt_ctx_charge(b, shared_modes[m], 7), -ENOMEM);
 		assert_int_equal(stats_of(b).account_pages, 10);
 		assert_int_equal(stats_of(b).pages_charged, 0);
-		assert_int_equal(iopt_ctx_charge(b, modes[m], 6), 0);
+		assert_int_equal(iopt_ctx_charge(b, shared_modes[m], 6), 0);
 		assert_int_equal(stats_of(a).account_pages, 16);
 		/* The other mode's counter is separate. */
-		assert_int_equal(iopt_ctx_charge(a, modes[1 - m], 16), 0);
-		iopt_ctx_uncharge(a, modes[1 - m], 16);
-		iopt_ctx_uncharge(a, modes[m], 10);
-		iopt_ctx_uncharge(b, modes[m], 6);
+		assert_int_equal(iopt_ctx_charge(a, shared_modes[1 - m], 16), 0);
+		iopt_ctx_uncharge(a, shared_modes[1 - m], 16);
+		iopt_ctx_uncharge(a, shared_modes[m], 10);
+		iopt_ctx_uncharge(b, shared_modes[m], 6);
 		assert_int_equal(stats_of(a).account_pages, 0);
 		iopt_ctx_destroy(a);
 		iopt_ctx_destroy(b);
@@ -255,15 +257,12 @@ static void test_default_limit(void **state)
  */
 static void test_cap_ipc_lock_accounts_none(void **state)
 {
-	static const enum iopt_account_mode modes[] = {
-		IOPT_ACCOUNT_USER, IOPT_ACCOUNT_MM,
-	};
 	size_t m;
 
 	(void)state;
-	for (m = 0; m < IOPT_ARRAY_SIZE(modes); m++) {
-		struct iopt_ctx *root = ctx_new(modes[m], IOPT_PIN_MLOCK, false, 0);
-		struct iopt_ctx *lim = ctx_new(modes[m], IOPT_PIN_MLOCK, true, 16);
+	for (m = 0; m < IOPT_ARRAY_SIZE(shared_modes); m++) {
+		struct iopt_ctx *root = ctx_new(shared_modes[m], IOPT_PIN_MLOCK, false, 0);
+		struct iopt_ctx *lim = ctx_new(shared_modes[m], IOPT_PIN_MLOCK, true, 16);
 		enum iopt_account_mode mode;
 		struct iopt_ctx_stats st;
 
@@ -283,9 +282,9 @@ static void test_cap_ipc_lock_accounts_none(void **state)
 		assert_int_equal(st.account_pages, 1000);
 		assert_int_equal(st.limit_pages, IOPT_CTX_UNLIMITED);
 		assert_int_equal(stats_of(lim).account_pages, 0);
-		assert_int_equal(iopt_ctx_charge(lim, modes[m], 16), 0);
-		assert_int_equal(iopt_ctx_charge(lim, modes[m], 1), -ENOMEM);
-		iopt_ctx_uncharge(lim, modes[m], 16);
+		assert_int_equal(iopt_ctx_charge(lim, shared_modes[m], 16), 0);
+		assert_int_equal(iopt_ctx_charge(lim, shared_modes[m], 1), -ENOMEM);
+		iopt_ctx_uncharge(lim, shared_modes[m], 16);
 		iopt_ctx_uncharge(root, mode, 1000);
 		iopt_ctx_obj_put(root);
 		assert_int_equal(stats_of(lim).account_pages, 0);
