@@ -99,8 +99,9 @@ static void print_fault(struct iopt_sim_iommu *iommu)
 	struct iopt_sim_fault f;
 
 	while (iopt_sim_fault_pop(iommu, &f))
-		printf("  fault: device %u %s at iova 0x%" PRIx64 ", reason %d\n",
-		       f.dev_id, f.write ? "write" : "read", f.iova, f.reason);
+		printf("  fault: device %u %s at iova 0x%" PRIx64 ": %s\n",
+		       f.dev_id, f.write ? "write" : "read", f.iova,
+		       iopt_sim_fault_reason_name(f.reason));
 }
 
 int main(void)

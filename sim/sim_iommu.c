@@ -108,6 +108,24 @@ bool iopt_sim_fault_pop(struct iopt_sim_iommu *iommu, struct iopt_sim_fault *f)
 	return got;
 }
 
+const char *iopt_sim_fault_reason_name(enum iopt_sim_fault_reason reason)
+{
+	static const char *const names[IOPT_SIM_FAULT_NR_REASONS] = {
+		[IOPT_SIM_FAULT_NOT_PRESENT] = "not present",
+		[IOPT_SIM_FAULT_PERMISSION] = "permission",
+		[IOPT_SIM_FAULT_APERTURE] = "outside the aperture",
+		[IOPT_SIM_FAULT_OA_TOO_WIDE] = "output address too wide",
+		[IOPT_SIM_FAULT_UNPINNED] = "frame not pinned",
+		[IOPT_SIM_FAULT_FREED_TABLE] = "freed table",
+		[IOPT_SIM_FAULT_NO_DOMAIN] = "no domain",
+		[IOPT_SIM_FAULT_STALE_IOTLB] = "stale IOTLB entry",
+	};
+
+	if ((unsigned int)reason >= IOPT_SIM_FAULT_NR_REASONS)
+		return "unknown";
+	return names[reason];
+}
+
 /**
  * iopt_sim_fault_record() - log a DMA fault in the ring and counters.
  * @iommu: IOMMU.

@@ -223,6 +223,11 @@ static void test_dma_faults(void **state)
 			 2 * SZ_4K);
 	assert_true(iopt_sim_fault_pop(e.iommu, &f));
 	assert_int_equal(f.reason, IOPT_SIM_FAULT_NOT_PRESENT);
+	assert_string_equal(iopt_sim_fault_reason_name(f.reason), "not present");
+	assert_string_equal(iopt_sim_fault_reason_name(IOPT_SIM_FAULT_NR_REASONS),
+			    "unknown");
+	for (unsigned int r = 0; r != IOPT_SIM_FAULT_NR_REASONS; r++)
+		assert_string_not_equal(iopt_sim_fault_reason_name(r), "unknown");
 	assert_int_equal(f.iova, IOVA_BASE + 2 * SZ_4K);
 	assert_int_equal(f.level, 0);
 	assert_int_equal(f.entry, 0);

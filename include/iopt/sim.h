@@ -220,6 +220,14 @@ IOPT_API bool iopt_sim_fault_pop(struct iopt_sim_iommu *iommu,
 				 struct iopt_sim_fault *f);
 
 /**
+ * iopt_sim_fault_reason_name() - a short name for a fault reason, for logs.
+ * @reason: enum iopt_sim_fault_reason.
+ *
+ * Return: a static string such as "not present"; "unknown" out of range.
+ */
+IOPT_API const char *iopt_sim_fault_reason_name(enum iopt_sim_fault_reason reason);
+
+/**
  * iopt_sim_domain_alloc() - create a domain on @iommu.
  * @iommu: IOMMU whose IOTLB caches this domain.
  * @cfg: options, or NULL for defaults.
