@@ -784,6 +784,8 @@ int iopt_ioas_check_set(struct iopt_ioas *const *ioases, size_t n,
 	if (!rc && n && (flags & IOPT_CHECK_COMPLETE))
 		rc = check_complete(ioases, n, &set);
 	pages_set_destroy(&set);
+	/* its line was the explanation: the next call's refusal needs its own */
+	(void)iopt_ctx_log_said_clear();
 	return rc;
 }
 
