@@ -3,7 +3,8 @@
 #
 #   ./iopt.sh demo    install what is missing, build, run the end-to-end demo
 #   ./iopt.sh test    install what is missing, build with -Werror, run ctest, the
-#                     valgrind memcheck pass, the ASan+UBSan pass and the TSan pass
+#                     valgrind memcheck pass, helgrind on the stress test, the
+#                     ASan+UBSan pass, the TSan pass and a bounded fuzzing run
 #   ./iopt.sh tsan    the ThreadSanitizer pass alone
 #   ./iopt.sh fuzz N  differential fuzzing (libFuzzer, clang) for N seconds (default 120);
 #                     new crashes land in tests/fuzz/corpus/ as regression tests
@@ -41,18 +42,21 @@ cmd_demo() {
 
 cmd_test() {
 	deps
-	echo "== 1/5 build with -Werror, ctest"
+	echo "== 1/6 build with -Werror, ctest"
 	build ci
 	ctest --preset ci -j "$JOBS"
-	echo "== 2/5 valgrind memcheck (leaks and invalid accesses fail)"
+	echo "== 2/6 valgrind memcheck (leaks and invalid accesses fail)"
 	IOPT_TEST_QUICK=1 ctest --test-dir build/ci -T memcheck -LE 'install' -j "$JOBS" \
 		--output-on-failure
-	echo "== 3/5 ASan + UBSan"
+	echo "== 3/6 helgrind over the short stress test (tests/helgrind.supp)"
+	IOPT_TEST_QUICK=1 valgrind --tool=helgrind --error-exitcode=1 \
+		--suppressions=tests/helgrind.supp build/ci/tests/test_stress stress_shared_ioas
+	echo "== 4/6 ASan + UBSan"
 	build asan
 	ctest --preset asan -j "$JOBS"
-	echo "== 4/5 ThreadSanitizer"
+	echo "== 5/6 ThreadSanitizer"
 	cmd_tsan
-	echo "== 5/5 differential fuzzing, bounded"
+	echo "== 6/6 differential fuzzing, bounded"
 	cmd_fuzz 120
 	echo "== all test passes green"
 }
@@ -74,6 +78,7 @@ cmd_fuzz() {
 	# Crashes are written into the regression corpus so that they become tests.
 	./build/fuzz/tests/fuzz/fuzz_ioas -max_total_time="$seconds" -print_final_stats=1 \
 		-artifact_prefix=tests/fuzz/corpus/crash- -timeout=20 -rss_limit_mb=4096 \
+		-dict=tests/fuzz/fuzz_ioas.dict \
 		"$scratch" tests/fuzz/corpus 2>"$log" || {
 		tail -n 60 "$log"
 		echo "fuzzing found a failure: see the crash- file in tests/fuzz/corpus/"
