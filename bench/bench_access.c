@@ -73,20 +73,6 @@ struct env {
 	struct iopt_access *access;
 };
 
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "bench_access: %s failed: %d (%s)\n", what, rc,
-		strerror(-rc));
-	exit(1);
-}
-
-#define CHECK(expr)                                                            \
-	do {                                                                   \
-		int rc_ = (expr);                                              \
-		if (rc_)                                                       \
-			die(#expr, rc_);                                       \
-	} while (0)
-
 static void drop_all(void *data, uint64_t iova, uint64_t length)
 {
 	(void)data;
@@ -105,7 +91,7 @@ static void *mem_alloc(uint64_t len)
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
-		die("mmap", -errno);
+		bench_die("mmap", -errno);
 	memset(p, 0x5a, len);
 	return p;
 }
@@ -120,29 +106,29 @@ static void env_init(struct env *e)
 	};
 	struct iopt_sim_domain_config dcfg = { .no_journal = true };
 
-	CHECK(iopt_ctx_alloc(&opts, &e->ctx));
-	CHECK(iopt_sim_iommu_alloc(NULL, &e->iommu));
-	CHECK(iopt_sim_domain_alloc(e->iommu, &dcfg, &e->domain));
-	CHECK(iopt_ioas_alloc(e->ctx, &e->ioas));
-	CHECK(iopt_ioas_attach_domain(e->ioas, e->domain));
-	CHECK(iopt_access_create(e->ctx, &bench_ops, NULL, 0, &e->access));
-	CHECK(iopt_access_attach(e->access, e->ioas));
+	BENCH_CHECK(iopt_ctx_alloc(&opts, &e->ctx));
+	BENCH_CHECK(iopt_sim_iommu_alloc(NULL, &e->iommu));
+	BENCH_CHECK(iopt_sim_domain_alloc(e->iommu, &dcfg, &e->domain));
+	BENCH_CHECK(iopt_ioas_alloc(e->ctx, &e->ioas));
+	BENCH_CHECK(iopt_ioas_attach_domain(e->ioas, e->domain));
+	BENCH_CHECK(iopt_access_create(e->ctx, &bench_ops, NULL, 0, &e->access));
+	BENCH_CHECK(iopt_access_attach(e->access, e->ioas));
 }
 
 static void env_fini(struct env *e)
 {
 	iopt_access_destroy(e->access);
-	CHECK(iopt_ioas_unmap_all(e->ioas, NULL));
+	BENCH_CHECK(iopt_ioas_unmap_all(e->ioas, NULL));
 	iopt_ioas_detach_domain(e->ioas, e->domain);
 	e->domain->ops->free(e->domain);
-	CHECK(iopt_ioas_destroy(e->ioas));
+	BENCH_CHECK(iopt_ioas_destroy(e->ioas));
 	iopt_sim_iommu_destroy(e->iommu);
 	iopt_ctx_destroy(e->ctx);
 }
 
 static void map_fixed(struct env *e, void *ptr, uint64_t len, uint64_t iova)
 {
-	CHECK(iopt_ioas_map(e->ioas, ptr, len, &iova, MAP_RW));
+	BENCH_CHECK(iopt_ioas_map(e->ioas, ptr, len, &iova, MAP_RW));
 }
 
 /* One timed loop: ns per operation. */
@@ -196,7 +182,7 @@ static double time_pin(const void *arg)
 	unsigned int i;
 
 	for (i = 0; i != PIN_N; i++) {
-		CHECK(iopt_access_pin_pages(access, BASE_IOVA, PS, &page, NULL,
+		BENCH_CHECK(iopt_access_pin_pages(access, BASE_IOVA, PS, &page, NULL,
 					    0));
 		iopt_access_unpin_pages(access, BASE_IOVA, PS);
 	}
@@ -226,13 +212,13 @@ static void bench_pin(struct env *e)
 	double ns[2];
 
 	map_fixed(e, buf, 16 * PS, BASE_IOVA);
-	CHECK(iopt_access_pin_pages(e->access, BASE_IOVA, PS, &page, NULL, 0));
+	BENCH_CHECK(iopt_access_pin_pages(e->access, BASE_IOVA, PS, &page, NULL, 0));
 	iopt_access_unpin_pages(e->access, BASE_IOVA, PS);
 	if (page != buf)
-		die("pin result", -EINVAL);
+		bench_die("pin result", -EINVAL);
 	time_rounds(fns, 2, e, ns);
 	bench_report("pin+unpin 4 KiB, domain-held (ns/op)", ns[0], ns[1], "ns");
-	CHECK(iopt_ioas_unmap(e->ioas, BASE_IOVA, 16 * PS, NULL));
+	BENCH_CHECK(iopt_ioas_unmap(e->ioas, BASE_IOVA, 16 * PS, NULL));
 	munmap(buf, 16 * PS);
 }
 
@@ -252,7 +238,7 @@ static double time_rw(const void *arg)
 	unsigned int i;
 
 	for (i = 0; i != c->n; i++)
-		CHECK(iopt_access_rw(c->access, BASE_IOVA, c->dst, c->len, 0,
+		BENCH_CHECK(iopt_access_rw(c->access, BASE_IOVA, c->dst, c->len, 0,
 				     NULL));
 	return (double)(bench_now_ns() - t0) / c->n;
 }
@@ -289,7 +275,7 @@ static void bench_rw(struct env *e)
 		     (double)BIG / ns[1], "GB/s");
 	printf("%-44s %12.1f %%  (target >= 80 %%)\n",
 	       "rw 1 MiB bandwidth vs memcpy, same rounds", 100.0 * speed);
-	CHECK(iopt_ioas_unmap(e->ioas, BASE_IOVA, BIG, NULL));
+	BENCH_CHECK(iopt_ioas_unmap(e->ioas, BASE_IOVA, BIG, NULL));
 	munmap(guest, BIG);
 	munmap(dst, BIG);
 }
@@ -368,7 +354,7 @@ time_read_loop(const struct read_case *c, enum read_kind kind, bool chained)
 
 		switch (kind) {
 		case READ_RW:
-			CHECK(iopt_access_rw(c->e->access, iova, &v, 8, 0,
+			BENCH_CHECK(iopt_access_rw(c->e->access, iova, &v, 8, 0,
 					     NULL));
 			break;
 		case READ_TABLE:
@@ -457,7 +443,7 @@ static void bench_random_reads(struct env *e, unsigned int nareas)
 	unsigned int i;
 
 	if (!table || !iovas)
-		die("malloc", -ENOMEM);
+		bench_die("malloc", -ENOMEM);
 	for (i = 0; i != nareas; i++) {
 		table[i] = (struct region){
 			.iova = BASE_IOVA + (uint64_t)i * AREA_STRIDE,
@@ -482,7 +468,7 @@ static void bench_random_reads(struct env *e, unsigned int nareas)
 		     "ns");
 	printf("%-44s %12.1f ns\n", "  its loads alone, chained", ns[2]);
 
-	CHECK(iopt_ioas_unmap_all(e->ioas, NULL));
+	BENCH_CHECK(iopt_ioas_unmap_all(e->ioas, NULL));
 	free(iovas);
 	free(table);
 	munmap(mem, (uint64_t)SHARED_PAGES * PS);

@@ -8,9 +8,28 @@
 #ifndef IOPT_BENCH_COMMON_H
 #define IOPT_BENCH_COMMON_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+/* A bench whose setup fails has nothing to measure: say why and stop. */
+static inline void bench_die(const char *what, int rc)
+{
+	fprintf(stderr, "%s: %s failed: %d (%s)\n", program_invocation_short_name,
+		what, rc, strerror(-rc));
+	exit(1);
+}
+
+/* @expr returns 0 or a negative errno. */
+#define BENCH_CHECK(expr)                                                      \
+	do {                                                                   \
+		int rc_ = (expr);                                              \
+		if (rc_)                                                       \
+			bench_die(#expr, rc_);                                 \
+	} while (0)
 
 static inline uint64_t bench_now_ns(void)
 {

@@ -71,29 +71,15 @@ struct env {
 	uint64_t *pfns;			/* its frames, as the registry gives them */
 };
 
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "bench_ioas: %s failed: %d (%s)\n", what, rc,
-		strerror(-rc));
-	exit(1);
-}
-
-#define CHECK(expr)                                                            \
-	do {                                                                   \
-		int rc_ = (expr);                                              \
-		if (rc_)                                                       \
-			die(#expr, rc_);                                       \
-	} while (0)
-
 static void *mem_alloc(uint64_t len, int advice)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
-		die("mmap", -errno);
+		bench_die("mmap", -errno);
 	if (advice >= 0 && madvise(p, len, advice))
-		die("madvise", -errno);
+		bench_die("madvise", -errno);
 	memset(p, 0x5a, len);
 	return p;
 }
@@ -118,14 +104,14 @@ static void env_init(struct env *e)
 	};
 	struct iopt_sim_domain_config dcfg = { .no_journal = true };
 
-	CHECK(iopt_ctx_alloc(&opts, &e->ctx));
-	CHECK(iopt_sim_iommu_alloc(NULL, &e->iommu));
-	CHECK(iopt_sim_domain_alloc(e->iommu, &dcfg, &e->dom[0]));
-	CHECK(iopt_sim_domain_alloc(e->iommu, &dcfg, &e->dom[1]));
+	BENCH_CHECK(iopt_ctx_alloc(&opts, &e->ctx));
+	BENCH_CHECK(iopt_sim_iommu_alloc(NULL, &e->iommu));
+	BENCH_CHECK(iopt_sim_domain_alloc(e->iommu, &dcfg, &e->dom[0]));
+	BENCH_CHECK(iopt_sim_domain_alloc(e->iommu, &dcfg, &e->dom[1]));
 	e->buf = mem_alloc(GIB, MADV_NOHUGEPAGE);
 	e->pfns = malloc(GIB / PS * sizeof(*e->pfns));
 	if (!e->pfns)
-		die("malloc", -ENOMEM);
+		bench_die("malloc", -ENOMEM);
 }
 
 static void env_fini(struct env *e)
@@ -146,7 +132,7 @@ static double time_mlock_munlock(struct env *e)
 
 	/* The raw calls, as the registry makes them (sanitizers stub mlock). */
 	if (syscall(SYS_mlock, e->buf, GIB))
-		die("mlock (raise RLIMIT_MEMLOCK or run as root)", -errno);
+		bench_die("mlock (raise RLIMIT_MEMLOCK or run as root)", -errno);
 	syscall(SYS_munlock, e->buf, GIB);
 	return (double)(bench_now_ns() - t0);
 }
@@ -159,7 +145,7 @@ static void sim_map_runs(struct env *e, struct iopt_domain *d, uint64_t iova)
 	while (i < n) {
 		for (j = i + 1; j < n && e->pfns[j] == e->pfns[j - 1] + 1; j++)
 			;
-		CHECK(iopt_domain_map(d, iova + i * PS, e->pfns[i] * PS,
+		BENCH_CHECK(iopt_domain_map(d, iova + i * PS, e->pfns[i] * PS,
 				      (j - i) * PS, PROT_RW));
 		i = j;
 	}
@@ -175,14 +161,14 @@ static double time_sim_map_unmap(struct env *e, struct iopt_domain *d,
 {
 	uint64_t t0, t, i;
 
-	CHECK(iopt_pin_range(e->ctx, (uintptr_t)e->buf, GIB / PS, true,
+	BENCH_CHECK(iopt_pin_range(e->ctx, (uintptr_t)e->buf, GIB / PS, true,
 			     e->pfns));
 	for (*runs = 1, i = 1; i < GIB / PS; i++)
 		*runs += e->pfns[i] != e->pfns[i - 1] + 1;
 	t0 = bench_now_ns();
 	sim_map_runs(e, d, BIG_IOVA);
 	if (iopt_domain_unmap_sync(d, BIG_IOVA, GIB) != GIB)
-		die("iopt_domain_unmap_sync", -EIO);
+		bench_die("iopt_domain_unmap_sync", -EIO);
 	t = bench_now_ns() - t0;
 	iopt_unpin_range(e->ctx, (uintptr_t)e->buf, GIB / PS);
 	return (double)t;
@@ -199,12 +185,12 @@ static void bench_big_map(struct env *e, struct iopt_ioas *ioas)
 		sim = min_d(sim, time_sim_map_unmap(e, e->dom[1], &runs));
 		iova = BIG_IOVA;
 		t0 = bench_now_ns();
-		CHECK(iopt_ioas_map(ioas, e->buf, GIB, &iova, MAP_RW));
+		BENCH_CHECK(iopt_ioas_map(ioas, e->buf, GIB, &iova, MAP_RW));
 		t1 = bench_now_ns();
-		CHECK(iopt_ioas_unmap(ioas, BIG_IOVA, GIB, &done));
+		BENCH_CHECK(iopt_ioas_unmap(ioas, BIG_IOVA, GIB, &done));
 		t2 = bench_now_ns();
 		if (done != GIB)
-			die("unmap length", -EIO);
+			bench_die("unmap length", -EIO);
 		map = min_d(map, (double)(t1 - t0));
 		unmap = min_d(unmap, (double)(t2 - t1));
 		total = min_d(total, (double)(t2 - t0));
@@ -241,7 +227,7 @@ static uint64_t *random_iovas(unsigned int nareas)
 	unsigned int i;
 
 	if (!iovas)
-		die("malloc", -ENOMEM);
+		bench_die("malloc", -ENOMEM);
 	for (i = 0; i != NLOOKUPS; i++) {
 		uint64_t r = rand_next(&seed);
 		uint64_t hole = rand_next(&seed) % 8 ? 0 : PS;
@@ -276,7 +262,7 @@ static double time_bsearch(unsigned int nareas, const uint64_t *iovas,
 	unsigned int i;
 
 	if (!starts)
-		die("malloc", -ENOMEM);
+		bench_die("malloc", -ENOMEM);
 	for (i = 0; i != nareas; i++)
 		starts[i] = area_iova(i);
 	t0 = bench_now_ns();
@@ -299,7 +285,7 @@ static double time_bsearch(unsigned int nareas, const uint64_t *iovas,
 	t0 = bench_now_ns() - t0;
 	free(starts);
 	if (hits != expect)
-		die("baseline lookup disagrees with the IOAS", -EIO);
+		bench_die("baseline lookup disagrees with the IOAS", -EIO);
 	return (double)t0 / NLOOKUPS;
 }
 
@@ -312,7 +298,7 @@ static void time_bare_tree(unsigned int nareas, double *ins, double *rem)
 	unsigned int i;
 
 	if (!nodes)
-		die("calloc", -ENOMEM);
+		bench_die("calloc", -ENOMEM);
 	for (i = 0; i != nareas; i++) {
 		nodes[i].start = area_iova(i);
 		nodes[i].last = area_iova(i) + PS - 1;
@@ -341,7 +327,7 @@ static double time_first_touch(uint64_t bytes)
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
-		die("mmap", -errno);
+		bench_die("mmap", -errno);
 	madvise(p, len, MADV_NOHUGEPAGE);	/* as the brk heap grows */
 	t0 = bench_now_ns();
 	memset(p, 1, len);
@@ -358,7 +344,7 @@ static double map_areas(struct iopt_ioas *ioas, char *mem, unsigned int nareas)
 
 	for (i = 0; i != nareas; i++) {
 		iova = area_iova(i);
-		CHECK(iopt_ioas_map(ioas, mem + (i % AREA_MEM_PAGES) * PS, PS,
+		BENCH_CHECK(iopt_ioas_map(ioas, mem + (i % AREA_MEM_PAGES) * PS, PS,
 				    &iova, MAP_RW));
 	}
 	return (double)(bench_now_ns() - t0);
@@ -371,9 +357,9 @@ static double unmap_areas(struct iopt_ioas *ioas, unsigned int nareas)
 	unsigned int i;
 
 	for (i = 0; i != nareas; i++) {
-		CHECK(iopt_ioas_unmap(ioas, area_iova(i), PS, &done));
+		BENCH_CHECK(iopt_ioas_unmap(ioas, area_iova(i), PS, &done));
 		if (done != PS)
-			die("unmap length", -EIO);
+			bench_die("unmap length", -EIO);
 	}
 	return (double)(bench_now_ns() - t0);
 }
@@ -389,7 +375,7 @@ static void bench_areas(struct env *e, unsigned int nareas)
 	double cold, warm, unmap, look, base_look, base_ins, base_rem, touch;
 	struct iopt_ioas *ioas;
 
-	CHECK(iopt_ioas_alloc(e->ctx, &ioas));
+	BENCH_CHECK(iopt_ioas_alloc(e->ctx, &ioas));
 	heap0 = heap_bytes();
 	cold = map_areas(ioas, mem, nareas);
 	heap1 = heap_bytes();
@@ -413,7 +399,7 @@ static void bench_areas(struct env *e, unsigned int nareas)
 	printf("   heap per area: %.1f bytes (target 256; struct iopt_area %zu, struct iopt_pages %zu)\n",
 	       (double)(heap1 - heap0) / nareas, sizeof(struct iopt_area),
 	       sizeof(struct iopt_pages));
-	CHECK(iopt_ioas_destroy(ioas));
+	BENCH_CHECK(iopt_ioas_destroy(ioas));
 	free(iovas);
 	munmap(mem, AREA_MEM_PAGES * PS);
 }
@@ -438,11 +424,11 @@ static void bench_attach(struct env *e, struct iopt_ioas *ioas)
 	bool same = true;
 	int r;
 
-	CHECK(iopt_ioas_map(ioas, e->buf, GIB, &iova, MAP_RW));
+	BENCH_CHECK(iopt_ioas_map(ioas, e->buf, GIB, &iova, MAP_RW));
 	for (r = 0; r != ROUNDS; r++) {
 		iopt_ctx_read_stats(e->ctx, &before);
 		t0 = bench_now_ns();
-		CHECK(iopt_ioas_attach_domain(ioas, e->dom[1]));
+		BENCH_CHECK(iopt_ioas_attach_domain(ioas, e->dom[1]));
 		t1 = bench_now_ns();
 		iopt_ctx_read_stats(e->ctx, &after);
 		same &= pins_equal(&before, &after);
@@ -454,7 +440,7 @@ static void bench_attach(struct env *e, struct iopt_ioas *ioas)
 		det = min_d(det, (double)(t2 - t1));
 	}
 	/* The baseline pins the frames itself: do it with the IOAS empty. */
-	CHECK(iopt_ioas_unmap(ioas, BIG_IOVA, GIB, NULL));
+	BENCH_CHECK(iopt_ioas_unmap(ioas, BIG_IOVA, GIB, NULL));
 	for (r = 0; r != ROUNDS; r++)
 		sim = min_d(sim, time_sim_map_unmap(e, e->dom[1], &runs));
 
@@ -466,7 +452,7 @@ static void bench_attach(struct env *e, struct iopt_ioas *ioas)
 	       att / 1e6, det / 1e6, same ? "yes" : "NO",
 	       (unsigned long long)before.pages_pinned);
 	if (!same)
-		die("attach pinned again", -EIO);
+		bench_die("attach pinned again", -EIO);
 }
 
 int main(void)
@@ -480,12 +466,12 @@ int main(void)
 	 */
 	mallopt(M_TRIM_THRESHOLD, 1 << 30);
 	env_init(&e);
-	CHECK(iopt_ioas_alloc(e.ctx, &ioas));
-	CHECK(iopt_ioas_attach_domain(ioas, e.dom[0]));
+	BENCH_CHECK(iopt_ioas_alloc(e.ctx, &ioas));
+	BENCH_CHECK(iopt_ioas_attach_domain(ioas, e.dom[0]));
 	bench_big_map(&e, ioas);
 	bench_attach(&e, ioas);
 	iopt_ioas_detach_domain(ioas, e.dom[0]);
-	CHECK(iopt_ioas_destroy(ioas));
+	BENCH_CHECK(iopt_ioas_destroy(ioas));
 	bench_areas(&e, 100000);
 	bench_areas(&e, 1000000);
 	env_fini(&e);

@@ -46,12 +46,6 @@ struct bench {
 	uint64_t npages;
 };
 
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "bench_pages: %s failed: %s\n", what, strerror(-rc));
-	exit(1);
-}
-
 static void bench_init(struct bench *b)
 {
 	struct iopt_sim_domain_config cfg = { .no_journal = true };
@@ -62,18 +56,18 @@ static void bench_init(struct bench *b)
 	b->buf = mmap(NULL, b->npages * PS, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (b->buf == MAP_FAILED)
-		die("mmap", -errno);
+		bench_die("mmap", -errno);
 	madvise(b->buf, b->npages * PS, MADV_NOHUGEPAGE);
 	memset(b->buf, 1, b->npages * PS);
 	rc = iopt_ctx_alloc(NULL, &b->ctx);
 	if (rc)
-		die("iopt_ctx_alloc", rc);
+		bench_die("iopt_ctx_alloc", rc);
 	rc = iopt_sim_iommu_alloc(NULL, &b->iommu);
 	if (rc)
-		die("iopt_sim_iommu_alloc", rc);
+		bench_die("iopt_sim_iommu_alloc", rc);
 	rc = iopt_sim_domain_alloc(b->iommu, &cfg, &b->domain);
 	if (rc)
-		die("iopt_sim_domain_alloc", rc);
+		bench_die("iopt_sim_domain_alloc", rc);
 	iopt_rwlock_init(&b->iopt.domains_rwsem, IOPT_LOCK_DOMAINS);
 	iopt_rwlock_init(&b->iopt.iova_rwsem, IOPT_LOCK_IOVA);
 	b->iopt.domains = &b->domain;
@@ -111,7 +105,7 @@ static double time_fill_unfill(struct bench *b, struct iopt_area *area)
 	iopt_rwlock_read(&b->iopt.domains_rwsem);
 	rc = iopt_area_fill_domains(area, area->pages);
 	if (rc)
-		die("iopt_area_fill_domains", rc);
+		bench_die("iopt_area_fill_domains", rc);
 	iopt_area_unfill_domains(area, area->pages);
 	iopt_rwlock_unlock(&b->iopt.domains_rwsem);
 	return (double)(bench_now_ns() - t0);
@@ -125,14 +119,14 @@ static double time_floor(struct bench *b)
 
 	rc = iopt_pin_range(b->ctx, (uintptr_t)b->buf, b->npages, true, NULL);
 	if (rc)
-		die("iopt_pin_range", rc);
+		bench_die("iopt_pin_range", rc);
 	rc = iopt_pin_lookup((uintptr_t)b->buf, 1, &frame);
 	if (rc)
-		die("iopt_pin_lookup", rc);
+		bench_die("iopt_pin_lookup", rc);
 	rc = iopt_domain_map(b->domain, UINT64_C(1) << 32, frame << 12, len,
 			     IOPT_PROT_READ | IOPT_PROT_WRITE);
 	if (rc)
-		die("iopt_domain_map", rc);
+		bench_die("iopt_domain_map", rc);
 	iopt_domain_unmap_sync(b->domain, UINT64_C(1) << 32, len);
 	iopt_unpin_range(b->ctx, (uintptr_t)b->buf, b->npages);
 	return (double)(bench_now_ns() - t0);
@@ -147,7 +141,7 @@ static void bench_fill(struct bench *b)
 
 	rc = iopt_alloc_user_pages(b->ctx, b->buf, b->npages * PS, true, &pages);
 	if (rc)
-		die("iopt_alloc_user_pages", rc);
+		bench_die("iopt_alloc_user_pages", rc);
 	area_init(&area, b, pages);
 	for (i = 0; i != 5; i++) {
 		floor_ns = IOPT_MIN(floor_ns, time_floor(b));
@@ -174,19 +168,19 @@ static void bench_access(struct bench *b)
 
 	rc = iopt_alloc_user_pages(b->ctx, b->buf, b->npages * PS, true, &pages);
 	if (rc)
-		die("iopt_alloc_user_pages", rc);
+		bench_die("iopt_alloc_user_pages", rc);
 	area_init(&area, b, pages);
 	iopt_rwlock_read(&b->iopt.domains_rwsem);
 	rc = iopt_area_fill_domains(&area, pages);
 	if (rc)
-		die("iopt_area_fill_domains", rc);
+		bench_die("iopt_area_fill_domains", rc);
 	t0 = bench_now_ns();
 	for (i = 0; i != ROUNDS; i++) {
 		uint64_t index = (i * 7919) % b->npages;
 
 		rc = iopt_area_add_access(&area, index, index, NULL, &frame, 0, false);
 		if (rc)
-			die("iopt_area_add_access", rc);
+			bench_die("iopt_area_add_access", rc);
 		iopt_area_remove_access(&area, index, index, false);
 	}
 	ours = (double)(bench_now_ns() - t0) / ROUNDS;
@@ -196,7 +190,7 @@ static void bench_access(struct bench *b)
 
 		rc = iopt_pin_range(b->ctx, host, 1, true, &frame);
 		if (rc)
-			die("iopt_pin_range", rc);
+			bench_die("iopt_pin_range", rc);
 		iopt_unpin_range(b->ctx, host, 1);
 	}
 	base = (double)(bench_now_ns() - t0) / ROUNDS;
@@ -215,19 +209,19 @@ static void bench_store(void)
 	double ins, load, clear, flat_ins, flat_load;
 
 	if (!frames || !flat)
-		die("malloc", -ENOMEM);
+		bench_die("malloc", -ENOMEM);
 	for (i = 0; i != STORE_N; i++)
 		frames[i] = i * 3 + 1;
 	iopt_pfn_store_init(&s);
 	/* A first round faults the heap in, as the baseline's memset does. */
 	for (i = 0; i != STORE_N; i += 512)
 		if (iopt_pfn_store_insert(&s, i, 512, frames + i))
-			die("iopt_pfn_store_insert", -ENOMEM);
+			bench_die("iopt_pfn_store_insert", -ENOMEM);
 	iopt_pfn_store_clear(&s, 0, STORE_N - 1);
 	t0 = bench_now_ns();
 	for (i = 0; i != STORE_N; i += 512)
 		if (iopt_pfn_store_insert(&s, i, 512, frames + i))
-			die("iopt_pfn_store_insert", -ENOMEM);
+			bench_die("iopt_pfn_store_insert", -ENOMEM);
 	ins = (double)(bench_now_ns() - t0) / STORE_N;
 	t0 = bench_now_ns();
 	for (i = 0; i != STORE_N; i++) {
