@@ -308,14 +308,6 @@ static int fix_teardown(void **state)
 	return 0;
 }
 
-static uint64_t pinned(struct fix *f)
-{
-	struct iopt_ctx_stats st;
-
-	iopt_ctx_read_stats(f->ctx, &st);
-	return st.pages_pinned;
-}
-
 static uint64_t digest(struct fix *f)
 {
 	return iopt_table_digest(&f->ioas->iopt);
@@ -440,11 +432,11 @@ static void sem5_4_reserve_conflicts(void **state)
 			 -EADDRINUSE);
 	assert_true(digest(f) == d);
 	/* the area at 0x10000 lies outside the aperture: attach refused */
-	pins = pinned(f);
+	pins = iopt_test_pages_pinned(f->ctx);
 	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain),
 			 -EADDRINUSE);
 	assert_true(digest(f) == d);
-	assert_int_equal(pinned(f), pins);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), pins);
 	assert_int_equal(m->nleaves, 0);
 	mock_free(&m->domain);
 }
@@ -509,7 +501,7 @@ static void sem5_7_alignment_with_domain(void **state)
 	assert_int_equal(iopt_ioas_map(f->ioas, f->buf + 512, PAGE, &iova,
 				       FIXED), -EINVAL);
 	assert_true(digest(f) == d);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	assert_int_equal(m->nleaves, 0);
 	mock_detach_free(f, m);
 }
@@ -612,11 +604,11 @@ static void sem5_10_lazy_map_efault_at_attach(void **state)
 
 	map_fixed(f, MOCK_APERTURE_START, f->buf, 2 * PAGE);
 	map_fixed(f, MOCK_APERTURE_START + HPAGE, hole, 4 * PAGE);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	d = digest(f);
 	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), -EFAULT);
 	assert_true(digest(f) == d);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	assert_int_equal(m->nleaves, 0);
 	assert_int_equal(m->violations, 0);
 	mock_free(&m->domain);
@@ -643,7 +635,7 @@ static void sem5_11_map_domain_efault_nothing_left(void **state)
 	assert_int_equal(iopt_ioas_map(f->ioas, p + 3 * PAGE, 2 * PAGE, &iova,
 				       RW), -EFAULT);
 	assert_true(digest(f) == d);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	assert_int_equal(m->nleaves, 0);
 	assert_int_equal(m->violations, 0);
 	iopt_ioas_detach_domain(f->ioas, &m->domain);
@@ -848,19 +840,19 @@ static void sem5_20_copy_shares_pins(void **state)
 
 	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m1->domain), 0);
 	map_fixed(f, a, f->buf, 16 * PAGE);
-	assert_int_equal(pinned(f), 16);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 16);
 	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m2->domain), 0);
 	assert_int_equal(iopt_ioas_copy(f->ioas, &iova, f->ioas, a, 16 * PAGE,
 					FIXED), 0);
-	assert_int_equal(pinned(f), 16);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 16);
 	assert_translates(&m1->domain, iova, f->buf, 16 * PAGE, PAGE);
 	assert_translates(&m2->domain, iova, f->buf, 16 * PAGE, PAGE);
 	/* the copy outlives its source */
 	assert_int_equal(iopt_ioas_unmap(f->ioas, a, 16 * PAGE, NULL), 0);
-	assert_int_equal(pinned(f), 16);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 16);
 	assert_translates(&m2->domain, iova, f->buf, 16 * PAGE, PAGE);
 	assert_int_equal(iopt_ioas_unmap(f->ioas, iova, 16 * PAGE, NULL), 0);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	iopt_ioas_detach_domain(f->ioas, &m1->domain);
 	iopt_ioas_detach_domain(f->ioas, &m2->domain);
 	assert_int_equal(m1->violations + m2->violations, 0);
@@ -963,7 +955,7 @@ static void domains_every_order(struct fix *f, const struct domain_kind *kind)
 
 				assert_int_equal(iopt_ioas_attach_domain(f->ioas,
 									 d), 0);
-				assert_int_equal(pinned(f), MULTI_PINS);
+				assert_int_equal(iopt_test_pages_pinned(f->ctx), MULTI_PINS);
 				assert_multi_areas(d, f);
 			}
 			for (int i = 0; i != 3; i++) {
@@ -971,7 +963,7 @@ static void domains_every_order(struct fix *f, const struct domain_kind *kind)
 
 				iopt_ioas_detach_domain(f->ioas, gone);
 				kind->assert_empty(gone);
-				assert_int_equal(pinned(f),
+				assert_int_equal(iopt_test_pages_pinned(f->ctx),
 						 i == 2 ? 0 : MULTI_PINS);
 				for (int j = i + 1; j != 3; j++)
 					assert_multi_areas(dom[orders[det][j]],
@@ -999,9 +991,9 @@ static void two_domains(struct fix *f, const struct domain_kind *kind)
 		struct iopt_domain *stays = dom[!first_out];
 
 		assert_int_equal(iopt_ioas_attach_domain(f->ioas, dom[0]), 0);
-		assert_int_equal(pinned(f), MULTI_PINS);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), MULTI_PINS);
 		assert_int_equal(iopt_ioas_attach_domain(f->ioas, dom[1]), 0);
-		assert_int_equal(pinned(f), MULTI_PINS);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), MULTI_PINS);
 		for (uint64_t off = 0; off != 2 * HPAGE; off += PAGE / 2) {
 			uint64_t iova = MOCK_APERTURE_START + off;
 
@@ -1011,12 +1003,12 @@ static void two_domains(struct fix *f, const struct domain_kind *kind)
 		assert_multi_areas(dom[0], f);
 		iopt_ioas_detach_domain(f->ioas, dom[first_out]);
 		kind->assert_empty(dom[first_out]);
-		assert_int_equal(pinned(f), MULTI_PINS);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), MULTI_PINS);
 		assert_multi_areas(stays, f);
 		assert_int_equal(iopt_table_check(&f->ioas->iopt), 0);
 		iopt_ioas_detach_domain(f->ioas, stays);
 		kind->assert_empty(stays);
-		assert_int_equal(pinned(f), 0);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 		dom[0]->ops->free(dom[0]);
 		dom[1]->ops->free(dom[1]);
 	}
@@ -1085,7 +1077,7 @@ static void attach_fails_at_each_call(struct fix *f, unsigned long calls,
 		assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain),
 				 -ENOMEM);
 		assert_int_equal(m->nleaves, 0);
-		assert_int_equal(pinned(f), pins);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), pins);
 		assert_true(digest(f) == d);
 		mock_free(&m->domain);
 	}
@@ -1211,7 +1203,7 @@ static void sem5_29_cut_random_pieces(void **state)
 		assert_int_equal(iopt_ioas_unmap(f->ioas, start, PAGE,
 						 &unmapped), 0);
 		assert_int_equal(unmapped, PAGE);
-		assert_int_equal(pinned(f), n - 1 - i);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), n - 1 - i);
 		assert_int_equal(iopt_table_check(&f->ioas->iopt), 0);
 	}
 	assert_int_equal(count_areas(f->ioas), 0);
@@ -1296,7 +1288,7 @@ static void sem5_30_cut_refused_under_access_pin(void **state)
 	}
 	assert_int_equal(iopt_ioas_cut(f->ioas, edges, 2), 0);
 	assert_true(digest(f) == d);
-	assert_int_equal(pinned(f), 2);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 2);
 	assert_int_equal(iopt_ioas_cut(f->ioas, mixed, 2), -EINVAL);
 	assert_int_equal(count_areas(f->ioas), 3);
 	iopt_access_unpin_pages(acc, a + 2 * PAGE, 2 * PAGE);
@@ -1304,7 +1296,7 @@ static void sem5_30_cut_refused_under_access_pin(void **state)
 	assert_int_equal(count_areas(f->ioas), 4);
 	assert_int_equal(calls, 0);
 	iopt_access_destroy(acc);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 }
 
 /*
@@ -1318,7 +1310,7 @@ static void assert_alignment_refusals(struct fix *f, uint64_t a,
 				      uint64_t align)
 {
 	const uint64_t half = align / 2, to = a + HPAGE;
-	uint64_t d = digest(f), pins = pinned(f), iova, unmapped;
+	uint64_t d = digest(f), pins = iopt_test_pages_pinned(f->ctx), iova, unmapped;
 
 	iova = to + half;
 	assert_int_equal(iopt_ioas_map(f->ioas, f->buf, PAGE, &iova, FIXED),
@@ -1341,7 +1333,7 @@ static void assert_alignment_refusals(struct fix *f, uint64_t a,
 	iova = a + PAGE + half - 1;
 	assert_int_equal(iopt_ioas_cut(f->ioas, &iova, 1), -EINVAL);
 	assert_true(digest(f) == d);
-	assert_int_equal(pinned(f), pins);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), pins);
 
 	assert_int_equal(iopt_ioas_unmap(f->ioas, a + half, PAGE, &unmapped),
 			 -ENOENT);
@@ -1469,13 +1461,13 @@ static void sem5_43_map_file_with_domain(void **state)
 	assert_int_equal(iopt_ioas_map_file(f->ioas, INT32_MAX, 0, PAGE, &iova,
 					    FIXED), -EBADF);
 	assert_true(digest(f) == d);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	assert_int_equal(m->nleaves, 0);
 
 	assert_int_equal(ftruncate(fd, 4 * PAGE), 0);
 	assert_int_equal(iopt_ioas_map_file(f->ioas, fd, 0, 4 * PAGE, &iova,
 					    FIXED), 0);
-	assert_int_equal(pinned(f), 4);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 4);
 	assert_int_equal(m->nleaves, 4);
 	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
 	close(fd);
@@ -1500,7 +1492,7 @@ static void sem5_43_map_file_then_attach(void **state)
 	d = digest(f);
 	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), -EINVAL);
 	assert_true(digest(f) == d);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	assert_int_equal(m->nleaves, 0);
 	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
 
@@ -1512,12 +1504,12 @@ static void sem5_43_map_file_then_attach(void **state)
 	d = digest(f);
 	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), -EINVAL);
 	assert_true(digest(f) == d);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	assert_int_equal(m->nleaves, 0);
 	/* the file grown back, the same attach pins both areas */
 	assert_int_equal(ftruncate(fd, 4 * PAGE), 0);
 	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), 0);
-	assert_int_equal(pinned(f), 5);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 5);
 	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
 	close(fd);
 	mock_detach_free(f, m);
@@ -1559,11 +1551,11 @@ static void sem5_44_destroy_rules(void **state)
 	assert_int_equal(iopt_ioas_alloc(f->ctx, &ioas), 0);
 	assert_int_equal(iopt_ioas_attach_domain(ioas, &m->domain), 0);
 	assert_int_equal(iopt_ioas_map(ioas, f->buf, 4 * PAGE, &iova, FIXED), 0);
-	assert_int_equal(pinned(f), 4);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 4);
 	assert_int_equal(iopt_ioas_destroy(ioas), -EBUSY);
-	assert_int_equal(pinned(f), 4);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 4);
 	iopt_ioas_detach_domain(ioas, &m->domain);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	/* areas alone do not block it */
 	assert_int_equal(iopt_ioas_destroy(ioas), 0);
 	mock_free(&m->domain);
@@ -1589,7 +1581,7 @@ static void kst_11_sub_page_contents(void **state)
 					 0);
 		}
 	}
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	mock_detach_free(f, m);
 }
 
@@ -1608,9 +1600,9 @@ static void kst_19_tiny_temp_memory(void **state)
 					8 * PAGE, FIXED), 0);
 	assert_translates(&m->domain, a, f->buf, 64 * PAGE, PAGE);
 	assert_translates(&m->domain, iova, f->buf + PAGE, 8 * PAGE, PAGE);
-	assert_int_equal(pinned(f), 64);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 64);
 	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	iopt_ioas_detach_domain(f->ioas, &m->domain);
 	iopt_set_temp_memory_limit(0);
 	assert_int_equal(m->violations, 0);
@@ -1839,7 +1831,7 @@ static void sem5_45_fail_nth_sweep(void **state)
 	map_fixed(f, MOCK_APERTURE_START, f->buf, 4 * PAGE);
 	for (size_t i = 0; i != IOPT_ARRAY_SIZE(sweep_ops); i++) {
 		for (unsigned long n = 1;; n++) {
-			uint64_t d = digest(f), pins = pinned(f);
+			uint64_t d = digest(f), pins = iopt_test_pages_pinned(f->ctx);
 			size_t leaves = first->nleaves;
 			long live = iopt_alloc_live();
 			int rc;
@@ -1855,7 +1847,7 @@ static void sem5_45_fail_nth_sweep(void **state)
 				fail_msg("%s failed with %d, no fault injected",
 					 sweep_ops[i].name, rc);
 			assert_true(digest(f) == d);
-			assert_int_equal(pinned(f), pins);
+			assert_int_equal(iopt_test_pages_pinned(f->ctx), pins);
 			assert_int_equal(first->nleaves, leaves);
 			assert_int_equal(second->nleaves, 0);
 			assert_int_equal(iopt_alloc_live(), live);
@@ -1947,12 +1939,12 @@ static void sem5_33_35_unmap_with_access_pins(void **state)
 	map_fixed(f, a + 4 * PAGE, f->buf, 4 * PAGE);
 	/* §5.33: a cooperative driver unpins; the callback saw the whole area */
 	fake_pin(&acc, a + 2 * PAGE);
-	assert_int_equal(pinned(f), 1);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 1);
 	assert_int_equal(iopt_ioas_unmap(f->ioas, a, 4 * PAGE, &unmapped), 0);
 	assert_int_equal(acc.calls, 1);
 	assert_int_equal(acc.iova, a);
 	assert_int_equal(acc.length, 4 * PAGE);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 
 	/* §5.35: a locking pin is -EBUSY with no callback; neighbours unmap */
 	map_fixed(f, a, f->buf, 4 * PAGE);
@@ -2065,7 +2057,7 @@ static void model_check(struct fix *f, struct model *mdl)
 						  f->buf + mdl->src[p] * PAGE,
 						  PAGE, PAGE);
 	}
-	assert_int_equal(pinned(f), mdl->attached[0] || mdl->attached[1] ?
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), mdl->attached[0] || mdl->attached[1] ?
 					    model_pins(mdl) : 0);
 	for (int d = 0; d != 2; d++)
 		assert_int_equal(mdl->doms[d]->violations, 0);
@@ -2248,16 +2240,16 @@ static void sem5_21_copy_access_pins_into_domain(void **state)
 	assert_int_equal(iopt_ioas_attach_domain(dst, &m->domain), 0);
 	map_fixed(f, 0x100000, f->buf, 4 * PAGE);
 	fake_pin(&acc, 0x100000 + PAGE);
-	assert_int_equal(pinned(f), 1);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 1);
 	assert_int_equal(iopt_ioas_copy(dst, &iova, f->ioas, 0x100000, 4 * PAGE,
 					FIXED), 0);
 	/* the accessed page comes from the pin store: 3 new pins, not 4 */
-	assert_int_equal(pinned(f), 4);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 4);
 	assert_translates(&m->domain, iova, f->buf, 4 * PAGE, PAGE);
 	fake_unpin(&acc, 0x100000 + PAGE);
-	assert_int_equal(pinned(f), 4);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 4);
 	assert_int_equal(iopt_ioas_unmap_all(dst, NULL), 0);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	iopt_ioas_detach_domain(dst, &m->domain);
 	assert_int_equal(iopt_ioas_destroy(dst), 0);
 	mock_free(&m->domain);
@@ -2280,13 +2272,13 @@ static void sem5_28_unfill_with_carry(void **state)
 	/* CONTIGUOUS frames (fix_setup): the leaf the carry must unmap whole */
 	assert_int_equal(mock_count_leaves(m, HPAGE), 1);
 	fake_pin(&acc, a + 100 * PAGE);
-	assert_int_equal(pinned(f), 512);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 512);
 	iopt_ioas_detach_domain(f->ioas, &m->domain);
 	assert_int_equal(m->nleaves, 0);
 	assert_int_equal(m->violations, 0);
-	assert_int_equal(pinned(f), 1);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 1);
 	fake_unpin(&acc, a + 100 * PAGE);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	mock_free(&m->domain);
 }
 
@@ -2351,7 +2343,7 @@ static void concurrent_map_unmap_attach(void **state)
 		assert_int_equal(t[i].errors, 0);
 	}
 	assert_int_equal(count_areas(f->ioas), 0);
-	assert_int_equal(pinned(f), 0);
+	assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	assert_int_equal(m->nleaves, 0);
 	assert_int_equal(m->violations, 0);
 	mock_free(&m->domain);

@@ -89,14 +89,6 @@ static int fix_teardown(void **state)
 	return 0;
 }
 
-static uint64_t pinned(struct fix *f)
-{
-	struct iopt_ctx_stats st;
-
-	iopt_ctx_read_stats(f->ctx, &st);
-	return st.pages_pinned;
-}
-
 /* Every invariant, the context counters and the pin registry included. */
 static void check_complete(struct fix *f)
 {
@@ -280,18 +272,18 @@ static void kst_22_attach_under_access_pins(void **state)
 
 		map_fixed(f, a, f->buf, BUF_PAGES * PAGE);
 		pin_checked(acc, a, npages, f->buf, frames);
-		assert_int_equal(pinned(f), npages);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), npages);
 		assert_int_equal(iopt_ioas_attach_domain(f->ioas, d), 0);
-		assert_int_equal(pinned(f), BUF_PAGES);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), BUF_PAGES);
 		assert_filled_from_pins(d, a, frames, npages);
 		assert_same_memory(d, a, f->buf, BUF_PAGES * PAGE, MOCK_PAGE);
 		check_complete(f);
 		sim_detach_free(f, d);
-		assert_int_equal(pinned(f), npages);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), npages);
 		assert_frames_resolve(frames, npages, f->buf);
 		check_complete(f);
 		iopt_access_unpin_pages(acc, a, npages * PAGE);
-		assert_int_equal(pinned(f), 0);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 		assert_int_equal(iopt_ioas_unmap(f->ioas, a, BUF_PAGES * PAGE,
 						 NULL), 0);
 	}
@@ -310,11 +302,11 @@ static void kst_22_attach_under_access_pins(void **state)
 		assert_int_equal(counts[21], 2);
 		assert_filled_from_pins(d, at, frames, 2);
 		sim_detach_free(f, d);
-		assert_int_equal(pinned(f), 2);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), 2);
 		assert_frames_resolve(frames, 2, f->buf + HPAGE - PAGE);
 		check_complete(f);
 		iopt_access_unpin_pages(acc, at, 2 * PAGE);
-		assert_int_equal(pinned(f), 0);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 	}
 	iopt_access_destroy(acc);
 	check_complete(f);
@@ -582,11 +574,11 @@ static void kst_29_map_file_translates_like_mmap(void **state)
 		close(fd);
 		assert_same_memory(d, iova, view + cases[c].start,
 				   cases[c].length, cases[c].step);
-		assert_int_equal(pinned(f), (cases[c].start % PAGE +
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), (cases[c].start % PAGE +
 					     cases[c].length + PAGE - 1) / PAGE);
 		check_complete(f);
 		assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
-		assert_int_equal(pinned(f), 0);
+		assert_int_equal(iopt_test_pages_pinned(f->ctx), 0);
 		sim_detach_free(f, d);
 		munmap(view, file_size);
 	}

@@ -6,6 +6,8 @@
 
 #include "harness.h"
 
+#include <iopt/ctx.h>
+
 uint64_t iopt_test_seed(void)
 {
 	static uint64_t seed;
@@ -38,4 +40,12 @@ int iopt_test_run(const char *group, const struct CMUnitTest *tests, size_t n,
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);
 	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+}
+
+uint64_t iopt_test_pages_pinned(struct iopt_ctx *ctx)
+{
+	struct iopt_ctx_stats st;
+
+	iopt_ctx_read_stats(ctx, &st);
+	return st.pages_pinned;
 }

@@ -36,6 +36,11 @@ static inline uint64_t iopt_test_rand(uint64_t *state)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
+struct iopt_ctx;
+
+/* Pages the context has pinned now (iopt_ctx_read_stats()). */
+uint64_t iopt_test_pages_pinned(struct iopt_ctx *ctx);
+
 int iopt_test_run(const char *group, const struct CMUnitTest *tests, size_t n,
 		  int argc, char **argv);
 
