@@ -49,7 +49,8 @@ cmd_test() {
 	IOPT_TEST_QUICK=1 ctest --test-dir build/ci -T memcheck -LE 'install' -j "$JOBS" \
 		--output-on-failure
 	echo "== 3/6 helgrind over the short stress test (tests/helgrind.supp)"
-	IOPT_TEST_QUICK=1 valgrind --tool=helgrind --error-exitcode=1 \
+	IOPT_STRESS_ROUNDS=12 IOPT_TEST_QUICK=1 valgrind --tool=helgrind --fair-sched=yes \
+		--history-level=approx --track-lockorders=no --error-exitcode=1 \
 		--suppressions=tests/helgrind.supp build/ci/tests/test_stress stress_shared_ioas
 	echo "== 4/6 ASan + UBSan"
 	build asan
