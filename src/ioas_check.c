@@ -252,17 +252,36 @@ static int check_allowed_locked(struct io_pagetable *iopt)
 }
 
 /* Trees, the alignment value, areas, allowed ranges. Locks held. */
+/*
+ * The point-lookup index finds every area at its first and last byte; with
+ * as many intervals indexed as there are areas, it holds nothing else.
+ */
+static int check_area_index(struct io_pagetable *iopt, struct iopt_area *area)
+{
+	uint64_t first = iopt_area_iova(area), last = iopt_area_last_iova(area);
+
+	if (iopt_area_find(iopt, first) != area ||
+	    iopt_area_find(iopt, last) != area)
+		return broken(iopt_ctx_of(iopt), "index: area [0x%" PRIx64
+			      ", 0x%" PRIx64 "] not found at its ends", first,
+			      last);
+	return 0;
+}
+
 static int check_table_locked(struct io_pagetable *iopt)
 {
 	struct iopt_ctx *ctx = iopt_ctx_of(iopt);
 	struct iopt_area *area;
 	uint64_t next_free = 0;
+	size_t nr_areas = 0;
 	int rc;
 
 	if (iopt_itree_check(&iopt->area_itree) ||
 	    iopt_itree_check(&iopt->allowed_itree) ||
 	    iopt_itree_check(&iopt->reserved_itree))
 		return broken(ctx, "an interval tree is unsound");
+	if (iopt_iova_index_check(&iopt->area_index))
+		return broken(ctx, "index: the area index is unsound");
 	if (iopt->iova_alignment != expected_alignment(iopt))
 		return broken(ctx, "alignment 0x%" PRIx64 ", expected 0x%" PRIx64,
 			      iopt->iova_alignment, expected_alignment(iopt));
@@ -270,13 +289,19 @@ static int check_table_locked(struct io_pagetable *iopt)
 		return broken(ctx, "alignment 0x%" PRIx64 " above a page",
 			      iopt->iova_alignment);
 	iopt_for_each_area(area, iopt, 0, UINT64_MAX) {
-		rc = check_area_layout(iopt, area, &next_free);
+		nr_areas++;
+		rc = check_area_index(iopt, area);
+		if (!rc)
+			rc = check_area_layout(iopt, area, &next_free);
 		if (rc)
 			return rc;
 		/* an area ending at UINT64_MAX is the last one */
 		if (iopt_area_last_iova(area) == UINT64_MAX)
 			break;
 	}
+	if (iopt->area_index.nr_items != nr_areas)
+		return broken(ctx, "index: %zu intervals for %zu areas",
+			      iopt->area_index.nr_items, nr_areas);
 	return check_allowed_locked(iopt);
 }
 

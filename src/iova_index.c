@@ -262,6 +262,8 @@ int iopt_iova_index_insert(struct iopt_iova_index *idx,
 	if (rc)
 		slot_remove(idx, &idx->root, item->start, item->last,
 			    (uintptr_t)item);
+	else
+		idx->nr_items++;
 	return rc;
 }
 
@@ -269,6 +271,7 @@ void iopt_iova_index_remove(struct iopt_iova_index *idx,
 			    struct iopt_itree_node *item)
 {
 	slot_remove(idx, &idx->root, item->start, item->last, (uintptr_t)item);
+	idx->nr_items--;
 }
 
 int iopt_iova_index_split(struct iopt_iova_index *idx,
@@ -313,6 +316,7 @@ void iopt_iova_index_destroy(struct iopt_iova_index *idx)
 	if (slot_is_node(idx->root))
 		node_destroy(idx, slot_node(idx->root));
 	idx->root = 0;
+	idx->nr_items = 0;
 }
 
 size_t iopt_iova_index_bytes(const struct iopt_iova_index *idx)

@@ -74,6 +74,7 @@ struct iopt_iova_index_node {
  * @root: the slot for the whole IOVA space: 0, a sole interval, or a tagged
  *	  pointer to the top node.
  * @nr_nodes: nodes in use (each IOPT_IOVA_INDEX_SLOTS slots).
+ * @nr_items: intervals indexed (so a checker can tell a stray one).
  * @spares: private: nodes set aside by iopt_iova_index_split() while it
  *	    runs, NULL otherwise.
  */
@@ -82,6 +83,7 @@ struct iopt_iova_index_spares;
 struct iopt_iova_index {
 	uintptr_t root;
 	size_t nr_nodes;
+	size_t nr_items;
 	struct iopt_iova_index_spares *spares;
 };
 

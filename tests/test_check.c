@@ -204,6 +204,28 @@ static void alignment_value(void **state)
 	assert_int_equal(check_all(f), 0);
 }
 
+/* The point-lookup index must hold exactly the areas. */
+static void area_index_matches(void **state)
+{
+	struct fix *f = *state;
+	struct io_pagetable *iopt = &f->a->iopt;
+	struct iopt_itree_node stray = { .start = IOVA + NPAGES * PAGE + PAGE,
+					 .last = IOVA + NPAGES * PAGE + 2 * PAGE - 1 };
+	struct iopt_area *area = area_at(f->a, IOVA);
+
+	/* an interval in the index that no area is */
+	assert_int_equal(iopt_iova_index_insert(&iopt->area_index, &stray), 0);
+	assert_broken(f, "index: 2 intervals for 1 areas");
+	iopt_iova_index_remove(&iopt->area_index, &stray);
+	assert_int_equal(check_all(f), 0);
+	/* an area the index has lost */
+	iopt_iova_index_remove(&iopt->area_index, &area->node);
+	assert_broken(f, "index: area");
+	assert_int_equal(iopt_iova_index_insert(&iopt->area_index, &area->node),
+			 0);
+	assert_int_equal(check_all(f), 0);
+}
+
 /* An area that swallowed a reservation. */
 static void area_in_reservation(void **state)
 {
@@ -467,6 +489,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(pinned_count, setup, teardown),
 	cmocka_unit_test_setup_teardown(store_coverage, setup, teardown),
 	cmocka_unit_test_setup_teardown(alignment_value, setup, teardown),
+	cmocka_unit_test_setup_teardown(area_index_matches, setup, teardown),
 	cmocka_unit_test_setup_teardown(area_in_reservation, setup, teardown),
 	cmocka_unit_test_setup_teardown(registry_sum, setup, teardown),
 	cmocka_unit_test_setup_teardown(access_users, setup, teardown),

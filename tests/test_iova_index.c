@@ -73,7 +73,7 @@ static void check_all(const struct iopt_iova_index *idx, struct model *m,
 	static const uint64_t fixed[] = { 0, 1, 63, 64, 4095, 4096,
 					  UINT64_MAX - 4096, UINT64_MAX - 1,
 					  UINT64_MAX };
-	unsigned int i;
+	unsigned int i, used = 0;
 
 	assert_int_equal(iopt_iova_index_check(idx), 0);
 	for (i = 0; i != IOPT_ARRAY_SIZE(fixed); i++)
@@ -81,6 +81,7 @@ static void check_all(const struct iopt_iova_index *idx, struct model *m,
 	for (i = 0; i != MODEL_MAX; i++) {
 		if (!m->used[i])
 			continue;
+		used++;
 		check_point(idx, m, m->items[i].start);
 		check_point(idx, m, m->items[i].start - 1);
 		check_point(idx, m, m->items[i].last);
@@ -90,6 +91,7 @@ static void check_all(const struct iopt_iova_index *idx, struct model *m,
 	}
 	for (i = 0; i != 64; i++)
 		check_point(idx, m, iopt_test_rand(rng));
+	assert_int_equal(idx->nr_items, used);
 }
 
 /*
