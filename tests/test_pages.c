@@ -999,8 +999,10 @@ static void snapshot_fill(struct fx *fx, struct iopt_area *area, uint64_t npages
 
 /*
  * The many-small-batches path gives the same frames, leaves and pins as the
- * default. Frames under FOLIO break every 2 MiB, and a second pages object
- * holds the buffer so that its frames stay the same between the runs.
+ * default. Frames under FOLIO are never adjacent behind 4 KiB pages, so
+ * every batch entry is a run of one (the most batch boundaries), and a second
+ * pages object holds the buffer so that its frames stay the same between the
+ * runs.
  */
 static void test_pages_small_batches_same_result(void **state)
 {
