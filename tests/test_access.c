@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <iopt/access.h>
@@ -170,7 +171,7 @@ struct fx {
 	char *buf;
 	size_t buf_len;
 	long live;
-	unsigned int nlog;
+	atomic_uint nlog;	/* the log callback may run on any thread */
 };
 
 static void count_log(void *data, const char *msg)
@@ -1421,12 +1422,21 @@ struct race {
 };
 
 /* Wait (bounded) until *@count reaches @n. Return: whether it did. */
+/*
+ * Wait for @count to reach @n, for at most a minute: by time, not by spins,
+ * since under TSan with other tests running a thread can take seconds.
+ */
 static bool race_wait(atomic_ulong *count, unsigned long n)
 {
-	unsigned long spins;
+	struct timespec start, now;
 
-	for (spins = 0; atomic_load(count) < n && spins < 1000000; spins++)
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (atomic_load(count) < n) {
 		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec > 60)
+			break;
+	}
 	return atomic_load(count) >= n;
 }
 

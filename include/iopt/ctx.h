@@ -161,8 +161,10 @@ IOPT_API void iopt_ctx_read_stats(struct iopt_ctx *ctx,
 /**
  * iopt_ctx_set_log() - report refusals (limits, mlock failures) as text.
  * @ctx: context.
- * @fn: called synchronously from the refusing call, or NULL to stop (the
- *	default; no message is even formatted then).
+ * @fn: called synchronously from the refusing call, on the thread that made
+ *	it (so concurrently when several threads use the context: @fn must be
+ *	thread-safe), or NULL to stop (the default; no message is even
+ *	formatted then).
  * @data: passed to @fn; borrowed.
  *
  * Locking: must not race with other calls on @ctx.
