@@ -225,8 +225,14 @@ static void test_mode_change_busy(void **state)
 	assert_non_null(ctx);
 	iopt_ctx_obj_get(ctx);
 	assert_int_equal(iopt_ctx_set_account_mode(ctx, IOPT_ACCOUNT_MM), -EBUSY);
+	/* The kernel's order: objects alive is -EBUSY before a bad value. */
+	assert_int_equal(iopt_ctx_set_account_mode(ctx, (enum iopt_account_mode)9),
+			 -EBUSY);
 	assert_int_equal(iopt_ctx_account_mode(ctx), IOPT_ACCOUNT_USER);
 	iopt_ctx_obj_put(ctx);
+	assert_int_equal(iopt_ctx_set_account_mode(ctx, (enum iopt_account_mode)9),
+			 -EINVAL);
+	assert_int_equal(iopt_ctx_set_account_mode(NULL, IOPT_ACCOUNT_MM), -EINVAL);
 	assert_int_equal(iopt_ctx_set_account_mode(ctx, IOPT_ACCOUNT_MM), 0);
 	assert_int_equal(iopt_ctx_account_mode(ctx), IOPT_ACCOUNT_MM);
 	iopt_ctx_destroy(ctx);
