@@ -811,6 +811,7 @@ struct model {
 	struct model_holder h[MODEL_HOLDERS];
 	uint32_t nlocked[MODEL_PAGES];
 	uint32_t npop[MODEL_PAGES];
+	bool write[MODEL_PAGES];	/* some pin was writable since the first */
 	uint64_t pfn[MODEL_PAGES];	/* valid while pinned */
 	bool had_pfn[MODEL_PAGES];
 };
@@ -869,6 +870,7 @@ static void model_check(struct model *m)
 		assert_int_equal(rc, 0);
 		assert_int_equal(ps.nlocked, m->nlocked[i]);
 		assert_int_equal(ps.npopulated, m->npop[i]);
+		assert_int_equal(ps.write, m->write[i]);
 		assert_int_equal(ps.pfn, m->pfn[i]);
 		assert_ptr_equal(iopt_phys_to_host((m->pfn[i] << IOPT_PHYS_FRAME_SHIFT) + 7),
 				 (char *)host + 7);
@@ -896,6 +898,9 @@ static void model_pin(struct model *m, struct model_holder *h, size_t first,
 
 		if (m_pinned(m, p))
 			assert_int_equal(pfns[i], m->pfn[p]);
+		else
+			m->write[p] = false;
+		m->write[p] |= writable;
 		m->pfn[p] = pfns[i];
 		m->had_pfn[p] = true;
 		if (h->lock)
