@@ -305,7 +305,8 @@ static void contig_indexes(const struct iopt_area_contig_iter *iter,
 
 /*
  * Apply @op (iopt_area_has_access() to check, iopt_area_remove_access() to
- * release) to the per-area interval of every area of [iova, last_iova].
+ * release) to the per-area interval of every area of [iova, last_iova],
+ * stopping at the first it does not match.
  * Return: whether the range was fully covered and @op matched on every area.
  * Locking: iova_rwsem held (read).
  */
@@ -319,13 +320,13 @@ static bool access_unpin_range(struct iopt_access *access,
 	struct iopt_area_contig_iter iter;
 	struct iopt_area *area;
 	uint64_t index, last_index;
-	bool matched = true;
 
 	iopt_for_each_contig_area(&iter, area, iopt, iova, last_iova) {
 		contig_indexes(&iter, last_iova, &index, &last_index);
-		matched &= op(area, index, last_index, access->internal);
+		if (!op(area, index, last_index, access->internal))
+			return false;
 	}
-	return matched && iopt_area_contig_done(&iter);
+	return iopt_area_contig_done(&iter);
 }
 
 /*
@@ -464,19 +465,28 @@ err_unpin:
 
 /*
  * Release the pins of [iova, last_iova] only if every area's slice matches:
- * check them all, then release. A range inside one area needs no check pass,
- * iopt_area_remove_access() is all or nothing on its own (and unpin of a
- * page is the hot path).
+ * check them all, then release. A range inside one area (unpin of a page,
+ * the hot path) is one lookup and no check pass: iopt_area_remove_access()
+ * is all or nothing on its own.
  */
 static bool access_unpin_all_or_nothing(struct iopt_access *access,
 					struct io_pagetable *iopt,
 					uint64_t iova, uint64_t last_iova)
 {
-	struct iopt_area *area = iopt_area_find(iopt, iova);
-	bool one_area = area && last_iova <= iopt_area_last_iova(area);
+	struct iopt_area_contig_iter iter;
+	struct iopt_area *area;
+	uint64_t index, last_index;
 
-	return (one_area || access_unpin_range(access, iopt, iova, last_iova,
-					       iopt_area_has_access)) &&
+	area = iopt_area_contig_init(&iter, iopt, iova, last_iova);
+	if (!area)
+		return false;
+	if (iopt_area_contig_done(&iter)) {
+		contig_indexes(&iter, last_iova, &index, &last_index);
+		return iopt_area_remove_access(area, index, last_index,
+					       access->internal);
+	}
+	return access_unpin_range(access, iopt, iova, last_iova,
+				  iopt_area_has_access) &&
 	       access_unpin_range(access, iopt, iova, last_iova,
 				  iopt_area_remove_access);
 }
