@@ -107,6 +107,35 @@ static bool access_has_callback(const struct iopt_access *access)
 	return !access->internal && access->ops->unmap;
 }
 
+/* ---- the tracing seam of the public entry points ---- */
+
+/*
+ * Every public access call that logs returns through here (as ioas_trace()
+ * in ioas.c): the place a tracing hook attaches, and the backstop of the
+ * refusal log (a refusal no lower layer explained gets one line naming the
+ * call and the errno). Calls that cannot fail but may log a driver bug
+ * (detach, unpin) come through with 0, so that their line is not taken for
+ * the explanation of this thread's next refusal.
+ */
+static int access_trace(const char *op, struct iopt_ctx *ctx, uint32_t id,
+			int rc)
+{
+	if (iopt_likely(!ctx || !ctx->log_fn))
+		return rc;
+	if (!iopt_ctx_log_said_clear() && rc < 0) {
+		iopt_ctx_log(ctx, "access %" PRIu32 ": %s: refused with -%s", id,
+			     op, strerrorname_np(-rc));
+		(void)iopt_ctx_log_said_clear();
+	}
+	return rc;
+}
+
+static int trace(const char *op, struct iopt_access *access, int rc)
+{
+	return access_trace(op, access ? access->ctx : NULL,
+			    iopt_access_id(access), rc);
+}
+
 /* ---- life cycle ---- */
 
 static int access_create(struct iopt_ctx *ctx,
@@ -226,7 +255,7 @@ static int access_replace(struct iopt_access *access, struct iopt_ioas *ioas)
 	return rc;
 }
 
-void iopt_access_detach(struct iopt_access *access)
+static void access_detach(struct iopt_access *access)
 {
 	int rc = -ENOENT;
 
@@ -257,9 +286,10 @@ void iopt_access_destroy(struct iopt_access *access)
 	iopt_mutex_unlock(&access->users_lock);
 
 	if (access->ioas_unpin)
-		iopt_access_detach(access);
+		access_detach(access);
 
 	ctx = access->ctx;
+	(void)trace("destroy", access, 0);
 	pthread_cond_destroy(&access->users_cond);
 	iopt_mutex_destroy(&access->users_lock);
 	iopt_rwlock_destroy(&access->ioas_lock);
@@ -499,8 +529,8 @@ static bool access_unpin_all_or_nothing(struct iopt_access *access,
  * another unpin of the same interval racing this one (a second driver bug)
  * can make the release pass miss after the check passed.
  */
-void iopt_access_unpin_pages(struct iopt_access *access, uint64_t iova,
-			     uint64_t length)
+static void access_unpin_pages(struct iopt_access *access, uint64_t iova,
+			       uint64_t length)
 {
 	struct io_pagetable *iopt;
 	uint64_t last_iova;
@@ -674,30 +704,7 @@ out_unlock:
 	return rc;
 }
 
-/* ---- the public entry points: the tracing seam ---- */
-
-/*
- * Every public access call that can refuse returns through here: the place a
- * tracing hook attaches, and the backstop of the refusal log (a refusal no
- * lower layer explained gets one line naming the call and the errno).
- */
-static int access_trace(const char *op, struct iopt_ctx *ctx, uint32_t id,
-			int rc)
-{
-	if (iopt_likely(!ctx || !ctx->log_fn))
-		return rc;
-	if (!iopt_ctx_log_said_clear() && rc < 0)
-		iopt_ctx_log(ctx, "access %" PRIu32 ": %s: refused with -%s", id,
-			     op, strerrorname_np(-rc));
-	(void)iopt_ctx_log_said_clear();
-	return rc;
-}
-
-static int trace(const char *op, struct iopt_access *access, int rc)
-{
-	return access_trace(op, access ? access->ctx : NULL,
-			    iopt_access_id(access), rc);
-}
+/* ---- the public entry points that return through the seam ---- */
 
 int iopt_access_create(struct iopt_ctx *ctx,
 		       const struct iopt_access_driver_ops *ops, void *data,
@@ -731,4 +738,17 @@ int iopt_access_rw(struct iopt_access *access, uint64_t iova, void *buf,
 {
 	return trace("rw", access,
 		     access_rw(access, iova, buf, length, flags, copied));
+}
+
+void iopt_access_detach(struct iopt_access *access)
+{
+	access_detach(access);
+	(void)trace("detach", access, 0);
+}
+
+void iopt_access_unpin_pages(struct iopt_access *access, uint64_t iova,
+			     uint64_t length)
+{
+	access_unpin_pages(access, iova, length);
+	(void)trace("unpin_pages", access, 0);
 }
