@@ -11,11 +11,12 @@
  * the context's limit, so concurrent charges from several contexts cannot
  * overshoot together; an uncharge subtracts and never fails. The limit is
  * resolved at each charge (getrlimit is cheap and the kernel also reads the
- * rlimit at charge time). A context uncapped by CAP_IPC_LOCK charges no shared
- * counter at all, whatever its mode: the kernel makes such a mapper's pages
- * NONE (iopt-semantics.md §3.9), so root cannot push another context of its
- * user over that context's limit. The capability test is made once, at alloc,
- * as the kernel fixes the account mode when a pages object is created.
+ * rlimit at charge time). A holder of a context uncapped by CAP_IPC_LOCK is
+ * given mode NONE when it is created, whatever the context's mode, as the
+ * kernel's iopt_alloc_pages() makes such a mapper's pages NONE
+ * (iopt-semantics.md §3.9): it charges no shared counter, so root cannot push
+ * another context of its user over that context's limit. The capability test
+ * is made once, at alloc.
  *
  * Locking: accounts.mutex guards the user list and each entry's refs; counters are
  * atomics; struct iopt_ctx's legend is in ctx.h.
@@ -153,13 +154,24 @@ void iopt_ctx_destroy(struct iopt_ctx *ctx)
 	iopt_free(ctx);
 }
 
+/*
+ * The mode a holder created now records: the context's, but NONE when
+ * CAP_IPC_LOCK uncaps the context. Locking: ctx->mutex held.
+ */
+static enum iopt_account_mode holder_mode(const struct iopt_ctx *ctx)
+{
+	if (ctx->cap_ipc_lock && !ctx->limit_explicit)
+		return IOPT_ACCOUNT_NONE;
+	return ctx->account_mode;
+}
+
 enum iopt_account_mode iopt_ctx_obj_get(struct iopt_ctx *ctx)
 {
 	enum iopt_account_mode mode;
 
 	iopt_mutex_lock(&ctx->mutex);
 	ctx->nobjects++;
-	mode = ctx->account_mode;
+	mode = holder_mode(ctx);
 	iopt_mutex_unlock(&ctx->mutex);
 	return mode;
 }
@@ -211,12 +223,10 @@ static uint64_t ctx_limit(const struct iopt_ctx *ctx)
 	return rl.rlim_cur >> IOPT_PIN_PAGE_SHIFT;
 }
 
-/* The counter @mode charges; NULL for NONE and when CAP_IPC_LOCK uncaps @ctx. */
+/* The counter @mode charges; NULL for NONE. */
 static _Atomic uint64_t *mode_counter(struct iopt_ctx *ctx,
 				      enum iopt_account_mode mode)
 {
-	if (ctx->cap_ipc_lock && !ctx->limit_explicit)
-		return NULL;
 	switch (mode) {
 	case IOPT_ACCOUNT_USER:
 		return &ctx->user->locked;
@@ -288,9 +298,14 @@ void iopt_ctx_uncharge(struct iopt_ctx *ctx, enum iopt_account_mode mode,
 
 void iopt_ctx_read_stats(struct iopt_ctx *ctx, struct iopt_ctx_stats *out)
 {
-	enum iopt_account_mode mode = iopt_ctx_account_mode(ctx);
-	_Atomic uint64_t *counter = mode_counter(ctx, mode);
+	enum iopt_account_mode mode;
+	_Atomic uint64_t *counter;
 
+	/* The counter a holder created now would check. */
+	iopt_mutex_lock(&ctx->mutex);
+	mode = holder_mode(ctx);
+	iopt_mutex_unlock(&ctx->mutex);
+	counter = mode_counter(ctx, mode);
 	iopt_pin_read_stats(ctx, out);
 	out->pages_charged = atomic_load(&ctx->pages_charged);
 	out->peak_pages_charged = atomic_load(&ctx->peak_pages_charged);

@@ -57,8 +57,10 @@ struct iopt_ctx {
  * iopt_ctx_obj_get() - count one more object made from @ctx.
  *
  * While the count is above zero the accounting mode cannot change (-EBUSY).
- * Return: the accounting mode, read under the same lock, so a holder records
- * the mode that stays in force while it lives (one lock round trip per map).
+ * Return: the accounting mode a new holder records, read under the same lock,
+ * so it stays in force while the holder lives (one lock round trip per map):
+ * the context's, or IOPT_ACCOUNT_NONE when CAP_IPC_LOCK uncaps the context
+ * (no explicit limit), as the kernel makes such a mapper's pages NONE.
  * Locking: takes ctx->mutex.
  */
 enum iopt_account_mode iopt_ctx_obj_get(struct iopt_ctx *ctx);

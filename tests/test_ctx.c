@@ -282,6 +282,8 @@ static void test_cap_ipc_lock_accounts_none(void **state)
 		}
 		/* As a pages object does: the mode comes with the object count. */
 		mode = iopt_ctx_obj_get(root);
+		assert_int_equal(mode, IOPT_ACCOUNT_NONE);
+		assert_int_equal(iopt_ctx_account_mode(root), shared_modes[m]);
 		assert_int_equal(iopt_ctx_charge(root, mode, 1000), 0);
 		st = stats_of(root);
 		assert_int_equal(st.pages_charged, 1000);
