@@ -142,6 +142,12 @@ static bool sync_covers_table(const struct sim_domain *sd,
 	       range_covers(g, m->va_first, table_last(sd, m));
 }
 
+static void page_push(struct iopt_gather_page **list, struct iopt_gather_page *p)
+{
+	p->next = *list;
+	*list = p;
+}
+
 /*
  * Release the freed tables the sync of @g covered. A new one it does not
  * cover is reported and joins the held list, and stays quarantined (still
@@ -150,12 +156,6 @@ static bool sync_covers_table(const struct sim_domain *sd,
  * that is not one of this domain's quarantined tables is reported and left
  * alone: releasing it would corrupt some table arena.
  */
-static void page_push(struct iopt_gather_page **list, struct iopt_gather_page *p)
-{
-	p->next = *list;
-	*list = p;
-}
-
 static void sync_release_tables(struct sim_domain *sd,
 				const struct iopt_iotlb_gather *g)
 {
