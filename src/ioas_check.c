@@ -251,7 +251,6 @@ static int check_allowed_locked(struct io_pagetable *iopt)
 	return 0;
 }
 
-/* Trees, the alignment value, areas, allowed ranges. Locks held. */
 /*
  * The point-lookup index finds every area at its first and last byte; with
  * as many intervals indexed as there are areas, it holds nothing else.
@@ -268,6 +267,7 @@ static int check_area_index(struct io_pagetable *iopt, struct iopt_area *area)
 	return 0;
 }
 
+/* Trees, the alignment value, areas, allowed ranges. Locks held. */
 static int check_table_locked(struct io_pagetable *iopt)
 {
 	struct iopt_ctx *ctx = iopt_ctx_of(iopt);
