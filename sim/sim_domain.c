@@ -163,6 +163,12 @@ static void sync_release_tables(struct sim_domain *sd,
 	const struct sim_pt_meta *m;
 	bool covered;
 
+	/*
+	 * A leaf-only sync (most unmaps of 4K pages) frees nothing and covers
+	 * no held table (sync_covers_table()): skip held_lock on that path.
+	 */
+	if (!g->freelist && !g->queued)
+		return;
 	for (p = g->freelist; p; p = next) {
 		next = p->next;
 		m = iopt_sim_pt_pending_meta(&sd->pt, p);
