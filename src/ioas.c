@@ -34,7 +34,8 @@
 
 /*
  * The tracing seam: every public operation returns through here with its
- * name, its IOAS and its result. With logging off it costs one test.
+ * name, its IOAS and its result. With logging off it costs two tests (the
+ * handle, the callback) and, for a NULL handle, the clearing of one flag.
  */
 static int ioas_trace(const char *op, struct iopt_ioas *ioas, int rc)
 {
@@ -48,9 +49,11 @@ static int ioas_trace(const char *op, struct iopt_ioas *ioas, int rc)
 	}
 	if (iopt_likely(!ioas->ctx->log_fn))
 		return rc;
-	if (!iopt_ctx_log_said_clear() && rc < 0)
-		iopt_refuse(&ioas->iopt, "%s: refused with -%s", op,
-			    strerrorname_np(-rc));
+	/* explained already, or nothing to explain: the flag is clear now */
+	if (iopt_ctx_log_said_clear() || rc >= 0)
+		return rc;
+	iopt_refuse(&ioas->iopt, "%s: refused with -%s", op,
+		    strerrorname_np(-rc));
 	(void)iopt_ctx_log_said_clear();
 	return rc;
 }
