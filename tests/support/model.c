@@ -17,6 +17,14 @@ static bool meet(uint64_t s1, uint64_t l1, uint64_t s2, uint64_t l2)
 	return s1 <= l2 && s2 <= l1;
 }
 
+/* Unpin recorded pin @i under the lock. */
+static void drv_unpin_locked(struct model_drv *drv, unsigned int i)
+{
+	iopt_access_unpin_pages(drv->access, drv->pins[i].iova,
+				drv->pins[i].length);
+	drv->pins[i] = drv->pins[--drv->npins];
+}
+
 /*
  * Unpin, under the driver's lock, every recorded pin meeting [iova, iova +
  * length). Every pin and unpin of the driver runs under that lock, so the
@@ -32,16 +40,13 @@ static void model_drv_unmap(void *data, uint64_t iova, uint64_t length)
 	pthread_mutex_lock(&drv->lock);
 	drv->callbacks++;
 	while (!drv->keep && i < drv->npins) {
-		struct model_drv_pin pin = drv->pins[i];
+		const struct model_drv_pin *pin = &drv->pins[i];
 
-		if (meet(pin.iova, pin.iova + (pin.length - 1), iova,
-			 iova + (length - 1))) {
-			iopt_access_unpin_pages(drv->access, pin.iova,
-						pin.length);
-			drv->pins[i] = drv->pins[--drv->npins];
-		} else {
+		if (meet(pin->iova, pin->iova + (pin->length - 1), iova,
+			 iova + (length - 1)))
+			drv_unpin_locked(drv, i);
+		else
 			i++;
-		}
 	}
 	pthread_mutex_unlock(&drv->lock);
 }
@@ -81,14 +86,6 @@ int model_drv_pin(struct model_drv *drv, uint64_t iova, uint64_t length,
 		drv->pins[drv->npins++] = (struct model_drv_pin){ iova, length };
 	pthread_mutex_unlock(&drv->lock);
 	return rc;
-}
-
-/* Unpin recorded pin @i under the lock. */
-static void drv_unpin_locked(struct model_drv *drv, unsigned int i)
-{
-	iopt_access_unpin_pages(drv->access, drv->pins[i].iova,
-				drv->pins[i].length);
-	drv->pins[i] = drv->pins[--drv->npins];
 }
 
 bool model_drv_unpin_range(struct model_drv *drv, uint64_t iova,
