@@ -339,9 +339,7 @@ static void compare_pins(struct run *r, int a)
 	unsigned int n = r->drv[a].npins;
 
 	CHECK_EQ("pins", n, r->m.npins[a]);
-	for (unsigned int i = 0; i != n; i++)
-		got[i] = (struct model_pin){ r->drv[a].pins[i].iova,
-					     r->drv[a].pins[i].length };
+	memcpy(got, r->drv[a].pins, n * sizeof(*got));
 	memcpy(want, r->m.pins[a], n * sizeof(*want));
 	qsort(got, n, sizeof(*got), cmp_pin);
 	qsort(want, n, sizeof(*want), cmp_pin);

@@ -40,7 +40,7 @@ static void model_drv_unmap(void *data, uint64_t iova, uint64_t length)
 	pthread_mutex_lock(&drv->lock);
 	drv->callbacks++;
 	while (!drv->keep && i < drv->npins) {
-		const struct model_drv_pin *pin = &drv->pins[i];
+		const struct model_pin *pin = &drv->pins[i];
 
 		if (meet(pin->iova, pin->iova + (pin->length - 1), iova,
 			 iova + (length - 1)))
@@ -83,7 +83,7 @@ int model_drv_pin(struct model_drv *drv, uint64_t iova, uint64_t length,
 		rc = iopt_access_pin_pages(drv->access, iova, length, NULL,
 					   NULL, flags);
 	if (!rc)
-		drv->pins[drv->npins++] = (struct model_drv_pin){ iova, length };
+		drv->pins[drv->npins++] = (struct model_pin){ iova, length };
 	pthread_mutex_unlock(&drv->lock);
 	return rc;
 }

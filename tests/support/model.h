@@ -34,7 +34,8 @@ struct iopt_access;
 
 #define MODEL_DRV_MAX_PINS 64
 
-struct model_drv_pin {
+/* One pin, as the driver records it and the model predicts it. */
+struct model_pin {
 	uint64_t iova;
 	uint64_t length;
 };
@@ -52,7 +53,7 @@ struct model_drv_pin {
 struct model_drv {
 	struct iopt_access *access;
 	pthread_mutex_t lock;
-	struct model_drv_pin pins[MODEL_DRV_MAX_PINS];
+	struct model_pin pins[MODEL_DRV_MAX_PINS];
 	unsigned int npins;
 	unsigned int callbacks;
 	bool keep;
@@ -128,11 +129,6 @@ struct model_ioas {
 	struct model_range resv[MODEL_MAX_RANGES];
 	unsigned int nresv;
 	bool huge_off;
-};
-
-struct model_pin {
-	uint64_t iova;
-	uint64_t length;
 };
 
 struct model {
