@@ -123,8 +123,11 @@ static int alloc_iova_alignment(struct io_pagetable *iopt, uint64_t addr,
 	uint64_t align;
 
 	/* also keeps the power-of-two round-up below from overflowing */
-	if (length == 0 || length >= UINT64_MAX / 2)
+	if (length == 0 || length >= UINT64_MAX / 2) {
+		iopt_refuse(iopt, "map: no auto IOVA for a length of 0x%" PRIx64
+			    " (zero, or half the IOVA space or more)", length);
 		return -EOVERFLOW;
+	}
 
 	align = length == 1 ? 1 : UINT64_C(1) << iopt_fls64(length - 1);
 	/*
@@ -134,8 +137,13 @@ static int alloc_iova_alignment(struct io_pagetable *iopt, uint64_t addr,
 	if (addr)
 		align = IOPT_MIN(align, UINT64_C(1) << iopt_ffs64(addr));
 	align = IOPT_MIN(align, IOPT_HPAGE_SIZE);
-	if (align < iopt->iova_alignment)
+	if (align < iopt->iova_alignment) {
+		iopt_refuse(iopt, "map: auto IOVA alignment 0x%" PRIx64 ", from the "
+			    "length and source 0x%" PRIx64 ", is below the "
+			    "alignment 0x%" PRIx64, align, addr,
+			    iopt->iova_alignment);
 		return -EINVAL;
+	}
 	*alignment = align;
 	return 0;
 }
@@ -390,11 +398,13 @@ static int iopt_alloc_area_pages(struct io_pagetable *iopt,
 				     iopt_pages_source_addr(elm->pages,
 							    elm->start_byte),
 				     length);
-		if (rc) {
+		if (rc == -ENOSPC)
 			iopt_refuse(iopt, "map: no free IOVA for 0x%" PRIx64
-				    " bytes (%d)", length, rc);
+				    " bytes%s", length,
+				    iopt_itree_empty(&iopt->allowed_itree) ? "" :
+				    " in the allowed ranges");
+		if (rc)
 			goto out_unlock;
-		}
 	} else {
 		rc = iopt_check_iova(iopt, *dst_iova, length);
 		if (rc)

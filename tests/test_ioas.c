@@ -343,6 +343,19 @@ static void sem5_6_bad_map(void **state)
 	/* auto IOVA: a length of half the space or more cannot be aligned */
 	REFUSED(f, -EOVERFLOW, iopt_ioas_map(f->ioas, NULL, UINT64_C(1) << 63,
 					     &iova, RW));
+	assert_non_null(strstr(f->last_line, "half the IOVA space"));
+	assert_true(iova == near_top);
+	/* 2 GiB does not fit the 1 GiB allowed range */
+	REFUSED(f, -ENOSPC, iopt_ioas_map(f->ioas, NULL, UINT64_C(1) << 31,
+					  &iova, RW));
+	assert_non_null(strstr(f->last_line, "no free IOVA for 0x80000000 "
+				"bytes in the allowed ranges"));
+	if (f->domain) {
+		/* the source's 8-byte alignment is below the domain's 4 KiB */
+		REFUSED(f, -EINVAL, iopt_ioas_map(f->ioas, f->buf + 8, PAGE,
+						  &iova, RW));
+		assert_non_null(strstr(f->last_line, "below the alignment"));
+	}
 	assert_true(iova == near_top);
 	/* one grain into a reservation is -EINVAL, into an area -EEXIST (§5.5) */
 	iova = RESV_LAST + 1 - f->grain;
