@@ -682,13 +682,24 @@ static void op_map_file(struct run *r)
 	op_map(r, true);
 }
 
-static void (*const ops[])(struct run *r) = {
-	op_map_user, op_map_file, op_unmap, op_unmap_all, op_copy,
-	op_allow, op_reserve, op_unreserve, op_cut, op_huge, op_attach,
-	op_detach, op_pin, op_unpin, op_rw, op_dirty_enable, op_dirty_read,
-	op_dma, op_acc_attach, op_acc_replace, op_acc_detach,
+/* Indexed by the opcode byte modulo the count: the order is the format. */
+static const struct {
+	void (*run)(struct run *r);
+	const char *name;		/* for IOPT_FUZZ_TRACE */
+} ops[] = {
+	{ op_map_user, "map" }, { op_map_file, "map_file" },
+	{ op_unmap, "unmap" }, { op_unmap_all, "unmap_all" },
+	{ op_copy, "copy" }, { op_allow, "allow" },
+	{ op_reserve, "reserve" }, { op_unreserve, "unreserve" },
+	{ op_cut, "cut" }, { op_huge, "huge" }, { op_attach, "attach" },
+	{ op_detach, "detach" }, { op_pin, "pin" }, { op_unpin, "unpin" },
+	{ op_rw, "rw" }, { op_dirty_enable, "dirty_enable" },
+	{ op_dirty_read, "dirty_read" }, { op_dma, "dma" },
+	{ op_acc_attach, "acc_attach" }, { op_acc_replace, "acc_replace" },
+	{ op_acc_detach, "acc_detach" },
 	/* the common ones twice as often */
-	op_map_user, op_copy, op_pin, op_rw, op_dma,
+	{ op_map_user, "map" }, { op_copy, "copy" }, { op_pin, "pin" },
+	{ op_rw, "rw" }, { op_dma, "dma" },
 };
 
 /* ---- one input ---- */
@@ -793,17 +804,10 @@ static void run_end(struct run *r)
 	CHECK_EQ("allocations left", iopt_alloc_live(), g.live);
 }
 
-static const char *const op_names[] = {
-	"map", "map_file", "unmap", "unmap_all", "copy", "allow", "reserve",
-	"unreserve", "cut", "huge", "attach", "detach", "pin", "unpin", "rw",
-	"dirty_enable", "dirty_read", "dma", "acc_attach", "acc_replace",
-	"acc_detach", "map", "copy", "pin", "rw", "dma",
-};
-
 /* IOPT_FUZZ_TRACE=1: one line per operation with its argument bytes. */
 static void trace_op(struct run *r, uint8_t code, const uint8_t *start)
 {
-	fprintf(stderr, "op %u %s:", r->op, op_names[code]);
+	fprintf(stderr, "op %u %s:", r->op, ops[code].name);
 	for (const uint8_t *b = start + 1; b < r->p; b++)
 		fprintf(stderr, " %u", *b);
 	fprintf(stderr, "%s%s\n", r->last_log[0] ? " | " : "", r->last_log);
@@ -828,7 +832,7 @@ unsigned int iopt_fuzz_one(const uint8_t *data, size_t size)
 
 		r->op_start = start;
 		code = u8(r) % (sizeof(ops) / sizeof(ops[0]));
-		ops[code](r);
+		ops[code].run(r);
 		if (trace)
 			trace_op(r, code, start);
 		compare_state(r);
