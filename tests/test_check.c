@@ -110,7 +110,7 @@ static int check_all(struct fix *f)
 	return iopt_ioas_check_set(set, 2, IOPT_CHECK_COMPLETE);
 }
 
-/* The check fails naming @what, and passes once @repair ran. */
+/* The check fails, and its report names @what. */
 static void assert_broken(struct fix *f, const char *what)
 {
 	assert_int_equal(check_all(f), -EUCLEAN);
@@ -223,6 +223,51 @@ static void area_index_matches(void **state)
 	assert_broken(f, "index: area");
 	assert_int_equal(iopt_iova_index_insert(&iopt->area_index, &area->node),
 			 0);
+	assert_int_equal(check_all(f), 0);
+}
+
+/* An area the domain's aperture no longer holds. */
+static void area_outside_aperture(void **state)
+{
+	struct fix *f = *state;
+	uint64_t last = f->dom->aperture_last;
+
+	f->dom->aperture_last = IOVA + PAGE - 1;
+	assert_broken(f, "outside the aperture of domain 0");
+	f->dom->aperture_last = last;
+	assert_int_equal(check_all(f), 0);
+}
+
+/* An area's storage domain: none while domains exist, or a detached one. */
+static void area_storage_domain(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_area *area = area_at(f->a, IOVA);
+	struct iopt_domain *storage = area->storage_domain;
+	struct iopt_domain detached = *storage;
+
+	area->storage_domain = NULL;
+	assert_broken(f, "storage domain");
+	area->storage_domain = &detached;
+	assert_broken(f, "stored in a detached domain");
+	area->storage_domain = storage;
+	assert_int_equal(check_all(f), 0);
+}
+
+/* An area in a domain whose pages_node left its pages' domains_itree. */
+static void area_domains_itree(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_area *area = area_at(f->a, IOVA);
+	struct iopt_pages *pages = area->pages;
+
+	iopt_mutex_lock(&pages->mutex);
+	iopt_itree_remove(&area->pages_node, &pages->domains_itree);
+	iopt_mutex_unlock(&pages->mutex);
+	assert_broken(f, "missing from domains_itree");
+	iopt_mutex_lock(&pages->mutex);
+	iopt_itree_insert(&area->pages_node, &pages->domains_itree);
+	iopt_mutex_unlock(&pages->mutex);
 	assert_int_equal(check_all(f), 0);
 }
 
@@ -490,6 +535,9 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(store_coverage, setup, teardown),
 	cmocka_unit_test_setup_teardown(alignment_value, setup, teardown),
 	cmocka_unit_test_setup_teardown(area_index_matches, setup, teardown),
+	cmocka_unit_test_setup_teardown(area_outside_aperture, setup, teardown),
+	cmocka_unit_test_setup_teardown(area_storage_domain, setup, teardown),
+	cmocka_unit_test_setup_teardown(area_domains_itree, setup, teardown),
 	cmocka_unit_test_setup_teardown(area_in_reservation, setup, teardown),
 	cmocka_unit_test_setup_teardown(registry_sum, setup, teardown),
 	cmocka_unit_test_setup_teardown(access_users, setup, teardown),
