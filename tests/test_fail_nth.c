@@ -789,7 +789,7 @@ static int op_dma(struct world *w)
 				  sizeof(data)) == sizeof(data) ? 0 : -EFAULT;
 }
 
-/* A read sets accessed bits while tracking is on, and must see buf. */
+/* A read sets accessed bits (on every allowed walk), and must see buf. */
 static int op_dma_read(struct world *w)
 {
 	uint8_t data[2 * PAGE];
