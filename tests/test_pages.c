@@ -289,6 +289,12 @@ static void test_pages_user_alloc_checks(void **state)
 	assert_int_equal(iopt_alloc_user_pages(fx.ctx, buf, 0, true, &pages), -EINVAL);
 	assert_int_equal(iopt_alloc_user_pages(fx.ctx, (void *)(uintptr_t)-PS,
 					       2 * PS, true, &pages), -EOVERFLOW);
+	/* check_add_overflow(uptr, length): an end at 2^64 overflows, */
+	assert_int_equal(iopt_alloc_user_pages(fx.ctx, (void *)(uintptr_t)-PS,
+					       PS, true, &pages), -EOVERFLOW);
+	/* and comes before the length check (the baseline; 6.12 had it after) */
+	assert_int_equal(iopt_alloc_user_pages(fx.ctx, (void *)(uintptr_t)-PS,
+					       UINT64_MAX, true, &pages), -EOVERFLOW);
 	assert_null(pages);
 
 	/* A byte-granular start counts the partial first and last pages. */
@@ -392,6 +398,22 @@ static void test_pages_file_alloc_checks(void **state)
 		iopt_put_pages(pages);
 	pages = NULL;
 	close(plain);
+
+	/*
+	 * Whatever /tmp is: a file that is not even regular, and a memfd offset
+	 * mmap() cannot reach (off_t is signed), get no mapping; pins -EINVAL.
+	 */
+	plain = open("/dev/null", O_RDWR);
+	assert_true(plain >= 0);
+	assert_int_equal(iopt_alloc_file_pages(fx.ctx, plain, 0, PS, true, &pages), 0);
+	assert_null(pages->uptr);
+	pin_refused_einval(&fx, pages);
+	close(plain);
+	assert_int_equal(iopt_alloc_file_pages(fx.ctx, fd, (UINT64_C(1) << 63) - PS, PS,
+					       true, &pages), 0);
+	assert_null(pages->uptr);
+	pin_refused_einval(&fx, pages);
+	pages = NULL;
 
 	/* A write-sealed memfd refuses writable maps only. */
 	sealed = memfd_create("test_pages_sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
