@@ -1424,10 +1424,10 @@ struct race {
 	atomic_ulong pins_refused;
 };
 
-/* Wait (bounded) until *@count reaches @n. Return: whether it did. */
 /*
  * Wait for @count to reach @n, for at most a minute: by time, not by spins,
  * since under TSan with other tests running a thread can take seconds.
+ * Return: whether it did.
  */
 static bool race_wait(atomic_ulong *count, unsigned long n)
 {
