@@ -1262,9 +1262,11 @@ out_free:
 }
 
 /*
- * The live interval an iopt_area_add_access() of exactly [start, last]
- * through @area left, or NULL: the interval was never added, was added
- * through another area of the same pages, or (@unlock_area) not as a lock.
+ * The live interval an iopt_area_add_access() of exactly [start, last] left,
+ * or NULL: no such interval, or @area's counts say it cannot be through
+ * @area (it holds no access, or with @unlock_area no lock). Intervals belong
+ * to the pages, not the area, so one added through another area of the same
+ * pages is found whenever @area holds some access of its own.
  */
 static struct iopt_pages_access *area_find_access(struct iopt_area *area,
 						  uint64_t start_index,
