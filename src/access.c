@@ -117,23 +117,10 @@ static bool access_has_callback(const struct iopt_access *access)
  * (detach, unpin) come through with 0, so that their line is not taken for
  * the explanation of this thread's next refusal.
  */
-static int access_trace(const char *op, struct iopt_ctx *ctx, uint32_t id,
-			int rc)
-{
-	if (iopt_likely(!ctx || !ctx->log_fn))
-		return rc;
-	if (!iopt_ctx_log_said_clear() && rc < 0) {
-		iopt_ctx_log(ctx, "access %" PRIu32 ": %s: refused with -%s", id,
-			     op, strerrorname_np(-rc));
-		(void)iopt_ctx_log_said_clear();
-	}
-	return rc;
-}
-
 static int trace(const char *op, struct iopt_access *access, int rc)
 {
-	return access_trace(op, access ? access->ctx : NULL,
-			    iopt_access_id(access), rc);
+	return iopt_ctx_trace(access ? access->ctx : NULL, "access",
+			      iopt_access_id(access), op, rc);
 }
 
 /* ---- life cycle ---- */
@@ -710,8 +697,8 @@ int iopt_access_create(struct iopt_ctx *ctx,
 		       const struct iopt_access_driver_ops *ops, void *data,
 		       unsigned int flags, struct iopt_access **out)
 {
-	return access_trace("create", ctx, 0,
-			    access_create(ctx, ops, data, flags, out));
+	return iopt_ctx_trace(ctx, "access", 0, "create",
+			      access_create(ctx, ops, data, flags, out));
 }
 
 int iopt_access_attach(struct iopt_access *access, struct iopt_ioas *ioas)

@@ -23,11 +23,13 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -340,4 +342,17 @@ bool iopt_ctx_log_said_clear(void)
 
 	log_said = false;
 	return said;
+}
+
+int iopt_ctx_trace_slow(struct iopt_ctx *ctx, const char *kind, uint32_t id,
+			const char *op, int rc)
+{
+	bool said = iopt_ctx_log_said_clear();
+
+	if (!ctx || !ctx->log_fn || said || rc >= 0)
+		return rc;
+	iopt_ctx_log_emit(ctx, "%s %" PRIu32 ": %s: refused with -%s", kind, id,
+			  op, strerrorname_np(-rc));
+	(void)iopt_ctx_log_said_clear();
+	return rc;
 }

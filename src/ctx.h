@@ -108,10 +108,33 @@ void iopt_ctx_log_emit(struct iopt_ctx *ctx, const char *fmt, ...)
 
 /*
  * iopt_ctx_log_said_clear() - whether this thread logged a line since the
- * last call, and start afresh. The public entry points' trace seams (ioas.c,
- * access.c) use it to add a line only for a refusal nobody explained, so
- * that every refusal gives exactly one.
+ * last call, and start afresh.
  */
 bool iopt_ctx_log_said_clear(void);
+
+int iopt_ctx_trace_slow(struct iopt_ctx *ctx, const char *kind, uint32_t id,
+			const char *op, int rc);
+
+/**
+ * iopt_ctx_trace() - the tracing seam every public IOAS and access call
+ * returns through (ioas.c, access.c).
+ * @ctx: the object's context, or NULL for a NULL handle.
+ * @kind, @id: the object, "ioas 3" or "access 7" in the line.
+ * @op: the call, e.g. "map".
+ * @rc: its result, returned.
+ *
+ * With logging on, a refusal that nothing in the call explained gets one line
+ * "<kind> <id>: <op>: refused with -EXXX", so every refusal gives exactly one,
+ * and the per-thread "said" flag starts afresh for the next call (also for a
+ * NULL handle, whose call may have logged through another context). With
+ * logging off it is one test.
+ */
+static inline int iopt_ctx_trace(struct iopt_ctx *ctx, const char *kind,
+				 uint32_t id, const char *op, int rc)
+{
+	if (iopt_likely(ctx && !ctx->log_fn))
+		return rc;
+	return iopt_ctx_trace_slow(ctx, kind, id, op, rc);
+}
 
 #endif /* IOPT_SRC_CTX_H */

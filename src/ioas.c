@@ -32,30 +32,11 @@
 	(IOPT_IOAS_MAP_FIXED_IOVA | IOPT_IOAS_MAP_WRITEABLE |                  \
 	 IOPT_IOAS_MAP_READABLE)
 
-/*
- * The tracing seam: every public operation returns through here with its
- * name, its IOAS and its result. With logging off it costs two tests (the
- * handle, the callback) and, for a NULL handle, the clearing of one flag.
- */
+/* The tracing seam (iopt_ctx_trace()): every public call returns through it. */
 static int ioas_trace(const char *op, struct iopt_ioas *ioas, int rc)
 {
-	/*
-	 * No IOAS, no line to add; but alloc may have said one through its
-	 * context, which must not count as the next call's explanation.
-	 */
-	if (iopt_unlikely(!ioas)) {
-		(void)iopt_ctx_log_said_clear();
-		return rc;
-	}
-	if (iopt_likely(!ioas->ctx->log_fn))
-		return rc;
-	/* explained already, or nothing to explain: the flag is clear now */
-	if (iopt_ctx_log_said_clear() || rc >= 0)
-		return rc;
-	iopt_refuse(&ioas->iopt, "%s: refused with -%s", op,
-		    strerrorname_np(-rc));
-	(void)iopt_ctx_log_said_clear();
-	return rc;
+	return iopt_ctx_trace(ioas ? ioas->ctx : NULL, "ioas", iopt_ioas_id(ioas),
+			      op, rc);
 }
 
 int iopt_ioas_alloc(struct iopt_ctx *ctx, struct iopt_ioas **out)
