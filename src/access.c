@@ -589,21 +589,21 @@ static uint64_t access_rw_store(struct iopt_area *area, uint64_t iova,
 	struct iopt_pages *pages = area->pages;
 	uint64_t done = 0, frame;
 
-	iopt_mutex_lock(&pages->mutex);
-	while (done != length) {
+	iopt_pages_lock(pages);
+	while (pages->pins && done != length) {
 		uint64_t start_byte = iopt_area_start_byte(area, iova + done);
 		uint64_t offset = start_byte % IOPT_PAGE_SIZE;
 		uint64_t n = IOPT_MIN(length - done, IOPT_PAGE_SIZE - offset);
 		char *mem;
 
-		if (!iopt_pfn_store_load(&pages->pinned_pfns,
+		if (!iopt_pfn_store_load(&pages->pins->pinned_pfns,
 					 start_byte / IOPT_PAGE_SIZE, &frame))
 			break;
 		mem = iopt_phys_to_host(frame << IOPT_PHYS_FRAME_SHIFT);
 		copy_bytes(mem + offset, buf + done, n, flags);
 		done += n;
 	}
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 	return done;
 }
 

@@ -974,18 +974,18 @@ static void iopt_unfill_domain(struct io_pagetable *iopt,
 			break;
 		if (!pages)
 			continue;
-		iopt_mutex_lock(&pages->mutex);
+		iopt_pages_lock(pages);
 		if (iopt->ndomains) {
 			if (area->storage_domain == domain)
 				area->storage_domain = iopt->domains[0];
-			iopt_mutex_unlock(&pages->mutex);
+			iopt_pages_unlock(pages);
 			iopt_area_unmap_domain(area, domain);
 			continue;
 		}
-		iopt_itree_remove(&area->pages_node, &pages->domains_itree);
+		iopt_itree_remove(&area->pages_node, &pages->pins->domains_itree);
 		area->storage_domain = NULL;
 		iopt_area_unfill_domain(area, pages, domain);
-		iopt_mutex_unlock(&pages->mutex);
+		iopt_pages_unlock(pages);
 	}
 }
 
@@ -1004,10 +1004,10 @@ static int iopt_fill_domain(struct io_pagetable *iopt,
 
 		if (!pages)
 			continue;
-		iopt_mutex_lock(&pages->mutex);
+		iopt_pages_lock(pages);
 		rc = iopt_area_fill_domain(area, domain);
 		if (rc) {
-			iopt_mutex_unlock(&pages->mutex);
+			iopt_pages_unlock(pages);
 			iopt_refuse(iopt, "attach: filling area [0x%" PRIx64
 				    ", 0x%" PRIx64 "] failed (%d)",
 				    iopt_area_iova(area),
@@ -1019,9 +1019,9 @@ static int iopt_fill_domain(struct io_pagetable *iopt,
 			/* the first domain: from now on it holds the pins */
 			area->storage_domain = domain;
 			iopt_itree_insert(&area->pages_node,
-					  &pages->domains_itree);
+					  &pages->pins->domains_itree);
 		}
-		iopt_mutex_unlock(&pages->mutex);
+		iopt_pages_unlock(pages);
 	}
 	return 0;
 }
@@ -1289,7 +1289,7 @@ static int iopt_area_split(struct iopt_area *area, uint64_t iova)
 		goto err_free_lhs;
 	}
 
-	iopt_mutex_lock(&pages->mutex);
+	iopt_pages_lock(pages);
 	rc = iopt_area_split_check_pages(area);
 	if (rc)
 		goto err_unlock;
@@ -1312,9 +1312,9 @@ static int iopt_area_split(struct iopt_area *area, uint64_t iova)
 	iopt_itree_insert(&lhs->node, &iopt->area_itree);
 	iopt_itree_insert(&rhs->node, &iopt->area_itree);
 	if (area->storage_domain) {
-		iopt_itree_remove(&area->pages_node, &pages->domains_itree);
-		iopt_itree_insert(&lhs->pages_node, &pages->domains_itree);
-		iopt_itree_insert(&rhs->pages_node, &pages->domains_itree);
+		iopt_itree_remove(&area->pages_node, &pages->pins->domains_itree);
+		iopt_itree_insert(&lhs->pages_node, &pages->pins->domains_itree);
+		iopt_itree_insert(&rhs->pages_node, &pages->pins->domains_itree);
 	}
 	lhs->storage_domain = area->storage_domain;
 	rhs->storage_domain = area->storage_domain;
@@ -1323,11 +1323,11 @@ static int iopt_area_split(struct iopt_area *area, uint64_t iova)
 	rhs->pages = pages;
 	iopt_pages_get(pages);
 	iopt_free(area);
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 	return 0;
 
 err_unlock:
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 	iopt_free(rhs);
 err_free_lhs:
 	iopt_free(lhs);

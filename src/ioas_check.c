@@ -420,12 +420,23 @@ static int check_domain_holes(struct io_pagetable *iopt)
 	return check_hole(iopt, hole, UINT64_MAX);
 }
 
+/*
+ * The bookkeeping of @pages, or an empty one for a pages object that pins
+ * nothing (pages.h: it has none then). Only ever read.
+ */
+static struct iopt_pages_pins *pins_of(struct iopt_pages *pages)
+{
+	static struct iopt_pages_pins no_pins;
+
+	return pages->pins ? pages->pins : &no_pins;
+}
+
 /* Is @area's pages_node linked in its pages' domains_itree? pages->mutex. */
 static bool area_in_domains_itree(struct iopt_area *area)
 {
 	struct iopt_itree_node *node;
 
-	iopt_itree_for_each(node, &area->pages->domains_itree,
+	iopt_itree_for_each(node, &pins_of(area->pages)->domains_itree,
 			    area->pages_node.start, area->pages_node.last)
 		if (node == &area->pages_node)
 			return true;
@@ -491,10 +502,10 @@ static int check_area_pages(struct io_pagetable *iopt, struct iopt_area *area,
 	bool linked;
 	int rc;
 
-	iopt_mutex_lock(&pages->mutex);
+	iopt_pages_lock(pages);
 	linked = area_in_domains_itree(area);
 	rc = pages_set_add(set, pages, area->num_accesses);
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 	if (rc)
 		return rc;
 	if (linked != !!area->storage_domain)
@@ -560,7 +571,8 @@ static int check_store_run(struct iopt_pages *pages, uint64_t start,
 	uint64_t frame;
 
 	for (uint64_t i = start; i <= last; i++) {
-		if (!iopt_pfn_store_load(&pages->pinned_pfns, i, &frame))
+		if (!iopt_pfn_store_load(&pins_of(pages)->pinned_pfns, i,
+					 &frame))
 			return broken(pages->ctx, "pages %p index %" PRIu64
 				      " pinned by an access, not in the store",
 				      (void *)pages, i);
@@ -582,22 +594,29 @@ static int check_pages_locked(struct iopt_pages *pages)
 {
 	struct iopt_double_span_iter span;
 	struct iopt_itree_node *node;
+	struct iopt_pages_pins *pins = pins_of(pages);
 	uint64_t covered = 0, accessed = 0;
 	int rc = 0;
 
-	if (iopt_itree_check(&pages->access_itree) ||
-	    iopt_itree_check(&pages->domains_itree))
+	if (pages->pins && !pins->npinned &&
+	    iopt_itree_empty(&pins->access_itree) &&
+	    iopt_itree_empty(&pins->domains_itree))
+		return broken(pages->ctx, "pages %p: pins nothing but keeps "
+			      "its pin bookkeeping", (void *)pages);
+	if (iopt_itree_check(&pins->access_itree) ||
+	    iopt_itree_check(&pins->domains_itree))
 		return broken(pages->ctx, "pages %p: an interval tree is "
 			      "unsound", (void *)pages);
-	for (node = iopt_itree_first(&pages->access_itree); node;
+	for (node = iopt_itree_first(&pins->access_itree); node;
 	     node = iopt_itree_next(node))
 		if (!container_of(node, struct iopt_pages_access, node)->users ||
 		    node->last >= pages->npages)
 			return broken(pages->ctx, "pages %p: access interval "
 				      "[%" PRIu64 ", %" PRIu64 "] bad",
 				      (void *)pages, node->start, node->last);
-	iopt_for_each_double_span(&span, &pages->access_itree,
-				  &pages->domains_itree, 0, pages->npages - 1) {
+	iopt_for_each_double_span(&span, &pins->access_itree,
+				  &pins->domains_itree, 0,
+				  pages->npages - 1) {
 		if (!span.is_used)
 			continue;
 		covered += span.last_used - span.start_used + 1;
@@ -612,15 +631,15 @@ static int check_pages_locked(struct iopt_pages *pages)
 		if (rc)
 			return rc;
 	}
-	if (pages->pinned_pfns.count != accessed)
+	if (pins->pinned_pfns.count != accessed)
 		return broken(pages->ctx, "pages %p: store holds %" PRIu64
 			      " frames, accesses cover %" PRIu64, (void *)pages,
-			      pages->pinned_pfns.count, accessed);
-	if (pages->npinned != covered || pages->last_npinned != covered)
+			      pins->pinned_pfns.count, accessed);
+	if (pins->npinned != covered || pins->last_npinned != covered)
 		return broken(pages->ctx, "pages %p: npinned %" PRIu64
 			      ", charged %" PRIu64 ", covered %" PRIu64,
-			      (void *)pages, pages->npinned,
-			      pages->last_npinned, covered);
+			      (void *)pages, pins->npinned,
+			      pins->last_npinned, covered);
 	return 0;
 }
 
@@ -628,9 +647,9 @@ static int check_pages(struct iopt_pages *pages)
 {
 	int rc;
 
-	iopt_mutex_lock(&pages->mutex);
+	iopt_pages_lock(pages);
 	rc = check_pages_locked(pages);
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 	return rc;
 }
 
@@ -641,7 +660,7 @@ static uint64_t access_users(struct iopt_pages *pages)
 	struct iopt_itree_node *node;
 	uint64_t users = 0;
 
-	for (node = iopt_itree_first(&pages->access_itree); node;
+	for (node = iopt_itree_first(&pins_of(pages)->access_itree); node;
 	     node = iopt_itree_next(node))
 		users += container_of(node, struct iopt_pages_access, node)->users;
 	return users;
@@ -666,8 +685,8 @@ static int check_ctx_sums(struct iopt_ctx *ctx,
 	for (size_t i = 0; i != set->n; i++) {
 		if (set->pages[i]->ctx != ctx)
 			continue;
-		pinned += set->pages[i]->npinned;
-		charged += set->pages[i]->last_npinned;
+		pinned += pins_of(set->pages[i])->npinned;
+		charged += pins_of(set->pages[i])->last_npinned;
 	}
 	iopt_ctx_read_stats(ctx, &st);
 	if (st.pages_pinned != pinned || st.pages_charged != charged)
@@ -711,8 +730,9 @@ static int collect_pinned_hosts(struct iopt_pages *pages, uintptr_t **hosts,
 {
 	struct iopt_double_span_iter span;
 
-	iopt_for_each_double_span(&span, &pages->access_itree,
-				  &pages->domains_itree, 0, pages->npages - 1) {
+	iopt_for_each_double_span(&span, &pins_of(pages)->access_itree,
+				  &pins_of(pages)->domains_itree, 0,
+				  pages->npages - 1) {
 		for (uint64_t i = span.start_used;
 		     span.is_used && i <= span.last_used; i++) {
 			if (*n == *cap) {
@@ -772,7 +792,7 @@ static int check_complete(struct iopt_ioas *const *ioases, size_t nioas,
 	for (size_t i = 0; !rc && i != set->n; i++) {
 		struct iopt_pages *pages = set->pages[i];
 
-		iopt_mutex_lock(&pages->mutex);
+		iopt_pages_lock(pages);
 		if (access_users(pages) != set->area_accesses[i])
 			rc = broken(ctx, "pages %p: %" PRIu64 " access users, "
 				    "areas count %" PRIu64, (void *)pages,
@@ -780,7 +800,7 @@ static int check_complete(struct iopt_ioas *const *ioases, size_t nioas,
 				    set->area_accesses[i]);
 		if (!rc)
 			rc = collect_pinned_hosts(pages, &hosts, &n, &cap);
-		iopt_mutex_unlock(&pages->mutex);
+		iopt_pages_unlock(pages);
 	}
 	if (!rc)
 		rc = check_registry_sums(ctx, hosts, n);

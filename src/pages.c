@@ -150,7 +150,7 @@ static struct iopt_area *pages_find_domain_area(struct iopt_pages *pages,
 {
 	struct iopt_itree_node *node;
 
-	node = iopt_itree_iter_first(&pages->domains_itree, index, index);
+	node = iopt_itree_iter_first(&pages->pins->domains_itree, index, index);
 	return node ? container_of(node, struct iopt_area, pages_node) : NULL;
 }
 
@@ -179,17 +179,17 @@ static int pages_pin(struct iopt_pages *pages, uint64_t start_index, uint64_t n,
 		rc = -EINVAL;
 	if (rc)
 		return rc;
-	pages->npinned += n;
-	assert(pages->npinned <= pages->npages);
+	pages->pins->npinned += n;
+	assert(pages->pins->npinned <= pages->npages);
 	return 0;
 }
 
 static void pages_unpin(struct iopt_pages *pages, uint64_t start_index,
 			uint64_t n)
 {
-	assert(n <= pages->npinned);
+	assert(n <= pages->pins->npinned);
 	iopt_unpin_range(pages->ctx, pages_host(pages, start_index), n);
-	pages->npinned -= n;
+	pages->pins->npinned -= n;
 }
 
 /*
@@ -198,19 +198,20 @@ static void pages_unpin(struct iopt_pages *pages, uint64_t start_index,
  */
 static int pages_update_pinned(struct iopt_pages *pages)
 {
+	struct iopt_pages_pins *pins = pages->pins;
 	int rc;
 
 	iopt_assert_held(&pages->mutex);
-	if (pages->npinned < pages->last_npinned)
+	if (pins->npinned < pins->last_npinned)
 		iopt_ctx_uncharge(pages->ctx, pages->account_mode,
-				  pages->last_npinned - pages->npinned);
-	if (pages->npinned > pages->last_npinned) {
+				  pins->last_npinned - pins->npinned);
+	if (pins->npinned > pins->last_npinned) {
 		rc = iopt_ctx_charge(pages->ctx, pages->account_mode,
-				     pages->npinned - pages->last_npinned);
+				     pins->npinned - pins->last_npinned);
 		if (rc)
 			return rc;
 	}
-	pages->last_npinned = pages->npinned;
+	pins->last_npinned = pins->npinned;
 	return 0;
 }
 
@@ -219,7 +220,7 @@ static void pages_update_unpinned(struct iopt_pages *pages)
 {
 	int rc;
 
-	assert(pages->npinned <= pages->last_npinned);
+	assert(pages->pins->npinned <= pages->pins->last_npinned);
 	rc = pages_update_pinned(pages);
 	assert(!rc);
 	(void)rc;
@@ -231,8 +232,8 @@ static void pages_unpin_holes(struct iopt_pages *pages, uint64_t start,
 {
 	struct iopt_double_span_iter span;
 
-	iopt_for_each_double_span(&span, &pages->access_itree,
-				  &pages->domains_itree, start, last)
+	iopt_for_each_double_span(&span, &pages->pins->access_itree,
+				  &pages->pins->domains_itree, start, last)
 		if (!span.is_used)
 			pages_unpin(pages, span.start_hole,
 				    span.last_hole - span.start_hole + 1);
@@ -511,7 +512,7 @@ static int pfn_reader_fill_span(struct pfn_reader *pfns)
 
 	assert(span->last_used >= start_index);
 	if (span->is_used == 1) {
-		batch_from_store(&pfns->batch, &pfns->pages->pinned_pfns,
+		batch_from_store(&pfns->batch, &pfns->pages->pins->pinned_pfns,
 				 start_index, span->last_used);
 		return 0;
 	}
@@ -596,7 +597,7 @@ static void pfn_reader_destroy(struct pfn_reader *pfns)
 	pfn_reader_release_pins(pfns);
 	iopt_free(pfns->upages);
 	batch_destroy(&pfns->batch, NULL);
-	assert(pfns->pages->last_npinned == pfns->pages->npinned);
+	assert(pfns->pages->pins->last_npinned == pfns->pages->pins->npinned);
 }
 
 /* Start a walk of [start, last] and load the first batch. */
@@ -616,8 +617,8 @@ static int pfn_reader_first(struct pfn_reader *pfns, struct iopt_pages *pages,
 	rc = batch_init(&pfns->batch, last_index - start_index + 1, NULL, 0);
 	if (rc)
 		return rc;
-	iopt_double_span_iter_first(&pfns->span, &pages->access_itree,
-				    &pages->domains_itree, start_index,
+	iopt_double_span_iter_first(&pfns->span, &pages->pins->access_itree,
+				    &pages->pins->domains_itree, start_index,
 				    last_index);
 	rc = pfn_reader_next(pfns);
 	if (rc)
@@ -645,7 +646,6 @@ static int pages_alloc(struct iopt_ctx *ctx, enum iopt_address_type type,
 	pages->type = type;
 	pages->npages = (offset + length - 1) / IOPT_PAGE_SIZE + 1;
 	pages->account_mode = iopt_ctx_obj_get(ctx);
-	iopt_pfn_store_init(&pages->pinned_pfns);
 	*out = pages;
 	return 0;
 }
@@ -797,16 +797,59 @@ void iopt_put_pages(struct iopt_pages *pages)
 	if (!pages || atomic_fetch_sub_explicit(&pages->refcount, 1,
 						memory_order_acq_rel) != 1)
 		return;
-	assert(iopt_itree_empty(&pages->access_itree));
-	assert(iopt_itree_empty(&pages->domains_itree));
-	assert(!pages->npinned && !pages->last_npinned);
-	assert(iopt_pfn_store_empty(&pages->pinned_pfns));
-	iopt_pfn_store_destroy(&pages->pinned_pfns);
+	/* every holder released through iopt_pages_unlock(), which freed it */
+	assert(!pages->pins);
 	if (pages->type == IOPT_ADDRESS_FILE && pages->uptr)
 		munmap(file_map_base(pages), pages->map_length);
 	iopt_mutex_destroy(&pages->mutex);
 	iopt_ctx_obj_put(pages->ctx);
 	iopt_free(pages);
+}
+
+/* ---- the pin bookkeeping's lifetime ---- */
+
+void iopt_pages_lock(struct iopt_pages *pages)
+{
+	iopt_mutex_lock(&pages->mutex);
+}
+
+static bool pins_idle(const struct iopt_pages_pins *pins)
+{
+	if (pins->npinned || !iopt_itree_empty(&pins->access_itree) ||
+	    !iopt_itree_empty(&pins->domains_itree))
+		return false;
+	/* no interval and no pin: nothing can be charged or stored */
+	assert(!pins->last_npinned && iopt_pfn_store_empty(&pins->pinned_pfns));
+	return true;
+}
+
+void iopt_pages_unlock(struct iopt_pages *pages)
+{
+	struct iopt_pages_pins *pins = pages->pins;
+
+	if (pins && pins_idle(pins)) {
+		iopt_pfn_store_destroy(&pins->pinned_pfns);
+		iopt_free(pins);
+		pages->pins = NULL;
+	}
+	iopt_mutex_unlock(&pages->mutex);
+}
+
+int iopt_pages_prepare_pins(struct iopt_pages *pages)
+{
+	struct iopt_pages_pins *pins;
+
+	iopt_assert_held(&pages->mutex);
+	if (pages->pins)
+		return 0;
+	/* malloc, not calloc, for the per-thread cache (pages_alloc()) */
+	pins = iopt_malloc(sizeof(*pins));
+	if (!pins)
+		return -ENOMEM;
+	memset(pins, 0, sizeof(*pins));
+	iopt_pfn_store_init(&pins->pinned_pfns);
+	pages->pins = pins;
+	return 0;
 }
 
 /* ---- domains ---- */
@@ -882,8 +925,8 @@ static void area_unfill_domain_upto(struct iopt_area *area,
 	 * an access is unmapped here but never unpinned.
 	 */
 	batch_init(&batch, last_index - start_index + 1, backup, sizeof(backup));
-	iopt_for_each_double_span(&span, &pages->domains_itree,
-				  &pages->access_itree, start_index, last_index) {
+	iopt_for_each_double_span(&span, &pages->pins->domains_itree,
+				  &pages->pins->access_itree, start_index, last_index) {
 		if (span.is_used) {
 			batch_skip_carry(&batch,
 					 span.last_used - span.start_used + 1);
@@ -981,6 +1024,9 @@ int iopt_area_fill_domain(struct iopt_area *area, struct iopt_domain *domain)
 	int rc;
 
 	iopt_assert_held(&pages->mutex);
+	rc = iopt_pages_prepare_pins(pages);
+	if (rc)
+		return rc;
 	rc = pfn_reader_first(&pfns, pages, iopt_area_index(area),
 			      iopt_area_last_index(area));
 	if (rc)
@@ -1030,7 +1076,10 @@ int iopt_area_fill_domains(struct iopt_area *area, struct iopt_pages *pages)
 	if (!iopt->ndomains)
 		return 0;
 
-	iopt_mutex_lock(&pages->mutex);
+	iopt_pages_lock(pages);
+	rc = iopt_pages_prepare_pins(pages);
+	if (rc)
+		goto out_unlock;
 	rc = pfn_reader_first(&pfns, pages, iopt_area_index(area),
 			      iopt_area_last_index(area));
 	if (rc)
@@ -1042,11 +1091,11 @@ int iopt_area_fill_domains(struct iopt_area *area, struct iopt_pages *pages)
 		area_fill_domains_unwind(area, pages, &prog);
 	} else {
 		area->storage_domain = iopt->domains[0];
-		iopt_itree_insert(&area->pages_node, &pages->domains_itree);
+		iopt_itree_insert(&area->pages_node, &pages->pins->domains_itree);
 	}
 	pfn_reader_destroy(&pfns);
 out_unlock:
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 	return rc;
 }
 
@@ -1056,7 +1105,7 @@ void iopt_area_unfill_domains(struct iopt_area *area, struct iopt_pages *pages)
 	size_t i;
 
 	iopt_assert_held(&iopt->domains_rwsem);
-	iopt_mutex_lock(&pages->mutex);
+	iopt_pages_lock(pages);
 	if (!area->storage_domain)
 		goto out_unlock;
 	for (i = 0; i != iopt->ndomains; i++)
@@ -1064,11 +1113,11 @@ void iopt_area_unfill_domains(struct iopt_area *area, struct iopt_pages *pages)
 			area_unmap_domain_range(area, iopt->domains[i],
 						iopt_area_index(area),
 						iopt_area_last_index(area));
-	iopt_itree_remove(&area->pages_node, &pages->domains_itree);
+	iopt_itree_remove(&area->pages_node, &pages->pins->domains_itree);
 	iopt_area_unfill_domain(area, pages, area->storage_domain);
 	area->storage_domain = NULL;
 out_unlock:
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 }
 
 /* ---- the pin store (accesses) ---- */
@@ -1079,7 +1128,7 @@ void iopt_pages_fill_from_store(struct iopt_pages *pages, uint64_t start_index,
 	uint64_t n = last_index - start_index + 1, got;
 
 	iopt_assert_held(&pages->mutex);
-	got = iopt_pfn_store_load_range(&pages->pinned_pfns, start_index, n,
+	got = iopt_pfn_store_load_range(&pages->pins->pinned_pfns, start_index, n,
 					out_frames);
 	assert(got == n);
 	(void)got;
@@ -1108,13 +1157,13 @@ void iopt_pages_unfill_store(struct iopt_pages *pages, uint64_t start_index,
 	struct iopt_double_span_iter span;
 
 	iopt_assert_held(&pages->mutex);
-	iopt_for_each_double_span(&span, &pages->access_itree,
-				  &pages->domains_itree, start_index,
+	iopt_for_each_double_span(&span, &pages->pins->access_itree,
+				  &pages->pins->domains_itree, start_index,
 				  last_index) {
 		/* Still covered by another access: keep. */
 		if (span.is_used == 1)
 			continue;
-		iopt_pfn_store_clear(&pages->pinned_pfns, span.start_used,
+		iopt_pfn_store_clear(&pages->pins->pinned_pfns, span.start_used,
 				     span.last_used);
 		/* A domain keeps its pin; nobody keeps a hole's. */
 		if (!span.is_used)
@@ -1133,8 +1182,8 @@ int iopt_pages_fill_store(struct iopt_pages *pages, uint64_t start_index,
 
 	iopt_assert_held(&pages->mutex);
 	assert(start_index <= last_index && last_index < pages->npages);
-	iopt_for_each_double_span(&span, &pages->access_itree,
-				  &pages->domains_itree, start_index,
+	iopt_for_each_double_span(&span, &pages->pins->access_itree,
+				  &pages->pins->domains_itree, start_index,
 				  last_index) {
 		uint64_t *cur = out_frames + (span.start_used - start_index);
 		uint64_t n = span.last_used - span.start_used + 1;
@@ -1152,7 +1201,7 @@ int iopt_pages_fill_store(struct iopt_pages *pages, uint64_t start_index,
 			if (rc)
 				goto err_clean;
 		}
-		rc = iopt_pfn_store_insert(&pages->pinned_pfns, span.start_used,
+		rc = iopt_pfn_store_insert(&pages->pins->pinned_pfns, span.start_used,
 					   n, cur);
 		if (rc) {
 			if (!span.is_used)
@@ -1180,7 +1229,9 @@ static struct iopt_pages_access *pages_find_exact_access(struct iopt_pages *page
 	struct iopt_itree_node *node;
 
 	iopt_assert_held(&pages->mutex);
-	iopt_itree_for_each(node, &pages->access_itree, start_index, last_index)
+	if (!pages->pins)
+		return NULL;
+	iopt_itree_for_each(node, &pages->pins->access_itree, start_index, last_index)
 		if (node->start == start_index && node->last == last_index)
 			return container_of(node, struct iopt_pages_access, node);
 	return NULL;
@@ -1231,7 +1282,10 @@ int iopt_area_add_access(struct iopt_area *area, uint64_t start_index,
 		}
 	}
 
-	iopt_mutex_lock(&pages->mutex);
+	iopt_pages_lock(pages);
+	rc = iopt_pages_prepare_pins(pages);
+	if (rc)
+		goto out_unlock;
 	access = pages_find_exact_access(pages, start_index, last_index);
 	if (access) {
 		iopt_pages_fill_from_store(pages, start_index, last_index, frames);
@@ -1243,7 +1297,7 @@ int iopt_area_add_access(struct iopt_area *area, uint64_t start_index,
 		fresh = NULL;	/* moves into access_itree */
 		access->node.start = start_index;
 		access->node.last = last_index;
-		iopt_itree_insert(&access->node, &pages->access_itree);
+		iopt_itree_insert(&access->node, &pages->pins->access_itree);
 	}
 	access->users++;
 	area->num_accesses++;
@@ -1253,7 +1307,7 @@ int iopt_area_add_access(struct iopt_area *area, uint64_t start_index,
 		pages_to_host(pages, start_index, frames, n, out_pages);
 	rc = 0;
 out_unlock:
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 out_free:
 	if (frames != out_frames)
 		iopt_free(frames);
@@ -1286,9 +1340,9 @@ bool iopt_area_has_access(struct iopt_area *area, uint64_t start_index,
 {
 	bool found;
 
-	iopt_mutex_lock(&area->pages->mutex);
+	iopt_pages_lock(area->pages);
 	found = area_find_access(area, start_index, last_index, unlock_area);
-	iopt_mutex_unlock(&area->pages->mutex);
+	iopt_pages_unlock(area->pages);
 	return found;
 }
 
@@ -1299,7 +1353,7 @@ bool iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
 	struct iopt_pages_access *access;
 	bool matched;
 
-	iopt_mutex_lock(&pages->mutex);
+	iopt_pages_lock(pages);
 	access = area_find_access(area, start_index, last_index, unlock_area);
 	matched = access;
 	if (!matched)
@@ -1309,11 +1363,11 @@ bool iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
 	area->num_accesses--;
 	if (--access->users)
 		goto out_unlock;
-	iopt_itree_remove(&access->node, &pages->access_itree);
+	iopt_itree_remove(&access->node, &pages->pins->access_itree);
 	iopt_pages_unfill_store(pages, start_index, last_index);
 	iopt_free(access);
 out_unlock:
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 	return matched;
 }
 
@@ -1358,7 +1412,10 @@ static int pages_rw_slow(struct iopt_pages *pages, uint64_t start_index,
 	struct pfn_reader pfns;
 	int rc;
 
-	iopt_mutex_lock(&pages->mutex);
+	iopt_pages_lock(pages);
+	rc = iopt_pages_prepare_pins(pages);
+	if (rc)
+		goto out_unlock;
 	rc = pfn_reader_first(&pfns, pages, start_index, last_index);
 	if (rc)
 		goto out_unlock;
@@ -1376,7 +1433,7 @@ static int pages_rw_slow(struct iopt_pages *pages, uint64_t start_index,
 	assert(rc || !length);
 	pfn_reader_destroy(&pfns);
 out_unlock:
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 	return rc;
 }
 

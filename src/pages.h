@@ -53,10 +53,26 @@ enum iopt_address_type {
 #define IOPT_PAGES_RW_SLOW_PATH	(1u << 2)	/* tests: force the pfn_reader path */
 
 /*
+ * The pin bookkeeping of a pages object, which only exists while something
+ * pins or covers one of its indexes: allocated by the first operation that
+ * needs it (iopt_pages_prepare_pins()) and freed by the iopt_pages_unlock()
+ * that finds it idle. An IOAS with no domain holds a million pages objects
+ * that never pin, and this is most of their size (see below).
+ * All fields (p).
+ */
+struct iopt_pages_pins {
+	uint64_t npinned;		/* indexes pinned now */
+	uint64_t last_npinned;		/* npinned as last charged to ctx */
+	struct iopt_pfn_store pinned_pfns;	/* index -> frame, accesses */
+	struct iopt_itree_root access_itree;	/* of iopt_pages_access::node */
+	struct iopt_itree_root domains_itree;	/* of iopt_area::pages_node */
+};
+
+/*
  * Every map allocates one of these next to its area, so its size is a figure
- * of its own (bench_ioas: heap per area): 152 bytes, a 160-byte malloc chunk.
- * Hence the packed first word, and the FILE mapping's base recomputed from
- * uptr rather than stored.
+ * of its own (bench_ioas: heap per area). Hence the packed first word, the
+ * FILE mapping's base recomputed from uptr rather than stored, and the pin
+ * bookkeeping kept apart in @pins.
  */
 struct iopt_pages {
 	atomic_int refcount;		/* (a) iopt_pages_get/iopt_put_pages */
@@ -77,17 +93,12 @@ struct iopt_pages {
 	void *uptr;
 	struct iopt_mutex mutex;		/* class IOPT_LOCK_PAGES */
 	uint64_t npages;		/* (c) pages in the source, offset included */
-	uint64_t npinned;		/* (p) indexes pinned now */
-	uint64_t last_npinned;		/* (p) npinned as last charged to ctx */
 	struct iopt_ctx *ctx;		/* (c) borrowed: accounting and registry */
+	struct iopt_pages_pins *pins;	/* (p) owned; NULL while idle */
 	uint64_t start;			/* (c) FILE: file offset of index 0 */
 	uint64_t map_length;		/* (c) FILE: length of the library's
 					 * mapping (granule rounded), which
 					 * starts at uptr - start % granule */
-
-	struct iopt_pfn_store pinned_pfns;	/* (p) index -> frame, accesses */
-	struct iopt_itree_root access_itree;	/* (p) of iopt_pages_access::node */
-	struct iopt_itree_root domains_itree;	/* (p) of iopt_area::pages_node */
 };
 
 /*
@@ -144,6 +155,26 @@ int iopt_alloc_file_pages(struct iopt_ctx *ctx, int memfd, uint64_t start,
 static inline void iopt_pages_get(struct iopt_pages *pages)
 {
 	atomic_fetch_add_explicit(&pages->refcount, 1, memory_order_relaxed);
+}
+
+/*
+ * Lock and unlock a pages object. The unlock frees @pins when nothing is
+ * pinned or covered any more, so every path that changes the bookkeeping
+ * must release through it.
+ */
+void iopt_pages_lock(struct iopt_pages *pages);
+void iopt_pages_unlock(struct iopt_pages *pages);
+
+/*
+ * Make sure @pages->pins exists before pinning or covering an index.
+ * Locking: pages->mutex held. Return: 0 or -ENOMEM (nothing changed).
+ */
+int iopt_pages_prepare_pins(struct iopt_pages *pages);
+
+/* Indexes pinned now; pages->mutex held, or the caller's own object. */
+static inline uint64_t iopt_pages_npinned(const struct iopt_pages *pages)
+{
+	return pages->pins ? pages->pins->npinned : 0;
 }
 
 /**

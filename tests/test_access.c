@@ -307,9 +307,9 @@ static unsigned int area_accesses(struct iopt_ioas *ioas, uint64_t iova)
 	struct iopt_area *area = area_at(ioas, iova);
 	unsigned int n;
 
-	iopt_mutex_lock(&area->pages->mutex);
+	iopt_pages_lock(area->pages);
 	n = area->num_accesses;
-	iopt_mutex_unlock(&area->pages->mutex);
+	iopt_pages_unlock(area->pages);
 	return n;
 }
 
@@ -321,12 +321,15 @@ static unsigned int interval_users(struct iopt_ioas *ioas, uint64_t iova,
 	struct iopt_itree_node *node;
 	unsigned int users = 0;
 
-	iopt_mutex_lock(&pages->mutex);
-	iopt_itree_for_each(node, &pages->access_itree, start, last)
-		if (node->start == start && node->last == last)
-			users = container_of(node, struct iopt_pages_access,
-					     node)->users;
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_lock(pages);
+	if (pages->pins)
+		iopt_itree_for_each(node, &pages->pins->access_itree, start,
+				    last)
+			if (node->start == start && node->last == last)
+				users = container_of(node,
+						     struct iopt_pages_access,
+						     node)->users;
+	iopt_pages_unlock(pages);
 	return users;
 }
 

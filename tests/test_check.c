@@ -166,9 +166,9 @@ static void pinned_count(void **state)
 	struct fix *f = *state;
 	struct iopt_pages *pages = area_at(f->a, IOVA)->pages;
 
-	pages->npinned++;
+	pages->pins->npinned++;
 	assert_broken(f, "npinned");
-	pages->npinned--;
+	pages->pins->npinned--;
 	assert_int_equal(check_all(f), 0);
 }
 
@@ -179,10 +179,10 @@ static void store_coverage(void **state)
 	struct iopt_pages *pages = area_at(f->b, IOVA)->pages;
 	uint64_t frame;
 
-	assert_true(iopt_pfn_store_load(&pages->pinned_pfns, 1, &frame));
-	iopt_pfn_store_clear(&pages->pinned_pfns, 1, 1);
+	assert_true(iopt_pfn_store_load(&pages->pins->pinned_pfns, 1, &frame));
+	iopt_pfn_store_clear(&pages->pins->pinned_pfns, 1, 1);
 	assert_broken(f, "not in the store");
-	assert_int_equal(iopt_pfn_store_insert(&pages->pinned_pfns, 1, 1,
+	assert_int_equal(iopt_pfn_store_insert(&pages->pins->pinned_pfns, 1, 1,
 					       &frame), 0);
 	assert_int_equal(check_all(f), 0);
 }
@@ -261,13 +261,13 @@ static void area_domains_itree(void **state)
 	struct iopt_area *area = area_at(f->a, IOVA);
 	struct iopt_pages *pages = area->pages;
 
-	iopt_mutex_lock(&pages->mutex);
-	iopt_itree_remove(&area->pages_node, &pages->domains_itree);
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_lock(pages);
+	iopt_itree_remove(&area->pages_node, &pages->pins->domains_itree);
+	iopt_pages_unlock(pages);
 	assert_broken(f, "missing from domains_itree");
-	iopt_mutex_lock(&pages->mutex);
-	iopt_itree_insert(&area->pages_node, &pages->domains_itree);
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_lock(pages);
+	iopt_itree_insert(&area->pages_node, &pages->pins->domains_itree);
+	iopt_pages_unlock(pages);
 	assert_int_equal(check_all(f), 0);
 }
 

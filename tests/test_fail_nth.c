@@ -339,33 +339,42 @@ static uint64_t hash_pin(uint64_t h, uintptr_t host)
 	return mix(h, ps.pfn);
 }
 
+static uint64_t hash_pins(uint64_t h, struct iopt_pages_pins *pins)
+{
+	struct iopt_itree_node *node;
+
+	h = mix(h, pins->npinned);
+	h = mix(h, pins->last_npinned);
+	h = mix(h, pins->pinned_pfns.count);
+	for (node = iopt_itree_first(&pins->access_itree); node;
+	     node = iopt_itree_next(node)) {
+		h = mix(h, node->start);
+		h = mix(h, node->last);
+		h = mix(h, container_of(node, struct iopt_pages_access, node)->users);
+	}
+	for (node = iopt_itree_first(&pins->domains_itree); node;
+	     node = iopt_itree_next(node))
+		h = mix(mix(h, node->start), node->last);
+	return h;
+}
+
 static uint64_t hash_pages(uint64_t h, struct iopt_area *area)
 {
 	struct iopt_pages *pages = area->pages;
-	struct iopt_itree_node *node;
 
 	h = mix(h, area->num_accesses);
 	h = mix(h, area->num_locks);
 	h = mix(h, area->prevent_access);
 	if (!pages)
 		return h;
-	iopt_mutex_lock(&pages->mutex);
-	h = mix(h, pages->npinned);
-	h = mix(h, pages->last_npinned);
-	h = mix(h, pages->pinned_pfns.count);
-	for (node = iopt_itree_first(&pages->access_itree); node;
-	     node = iopt_itree_next(node)) {
-		h = mix(h, node->start);
-		h = mix(h, node->last);
-		h = mix(h, container_of(node, struct iopt_pages_access, node)->users);
-	}
-	for (node = iopt_itree_first(&pages->domains_itree); node;
-	     node = iopt_itree_next(node))
-		h = mix(mix(h, node->start), node->last);
+	iopt_pages_lock(pages);
+	h = mix(h, !!pages->pins);	/* freed whenever nothing pins */
+	if (pages->pins)
+		h = hash_pins(h, pages->pins);
 	/* memfd pages live in the library's own mapping, not in buf */
 	for (uint64_t i = 0; i != pages->npages; i++)
 		h = hash_pin(h, (uintptr_t)pages->uptr + i * PAGE);
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_pages_unlock(pages);
 	return h;
 }
 

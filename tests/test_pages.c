@@ -73,13 +73,23 @@ static void fx_init(struct fx *fx, const struct iopt_ctx_options *opts,
 	fx->iopt.iova_alignment = 1;
 }
 
+/* The bookkeeping of @pages, or an empty one when it pins nothing. */
+static struct iopt_pages_pins *pins_of(struct iopt_pages *pages)
+{
+	static struct iopt_pages_pins no_pins;
+
+	return pages->pins ? pages->pins : &no_pins;
+}
+
 static void fx_destroy(struct fx *fx)
 {
 	struct iopt_ctx_stats st;
 	unsigned int i;
 
 	if (fx->pages) {
-		assert_int_equal(fx->pages->npinned, 0);
+		assert_int_equal(iopt_pages_npinned(fx->pages), 0);
+		/* the last unpin freed the bookkeeping with it */
+		assert_null(fx->pages->pins);
 		iopt_put_pages(fx->pages);
 		munmap(fx->buf, fx->npages * PS);
 	}
@@ -305,7 +315,8 @@ static void test_pages_user_alloc_checks(void **state)
 	assert_int_equal(pages->type, IOPT_ADDRESS_USER);
 	assert_false(pages->writable);
 	assert_int_equal(iopt_pages_source_addr(pages, 100), (uintptr_t)buf + 100);
-	assert_int_equal(pages->npinned, 0);	/* nothing pinned before a fill */
+	assert_int_equal(iopt_pages_npinned(pages), 0);	/* nothing pinned before a fill */
+	assert_null(pages->pins);	/* nor any pin bookkeeping allocated */
 	assert_int_equal(nlocked(buf), 0);
 	iopt_pages_get(pages);
 	iopt_put_pages(pages);
@@ -348,7 +359,8 @@ static void pin_refused_einval(struct fx *fx, struct iopt_pages *pages)
 					      pages->npages - 1, NULL, NULL, 0,
 					      false),
 			 -EINVAL);
-	assert_int_equal(pages->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(pages), 0);
+	assert_null(pages->pins);	/* a failed first pin keeps none */
 	assert_int_equal(fx_charged(fx), 0);
 	iopt_put_pages(pages);
 }
@@ -489,7 +501,7 @@ static void test_pages_file_contents(void **state)
 	area_init(&area, &fx.iopt, pages, 0x100000 + 100, 100, (NPAGES - 1) * PS);
 	assert_int_equal(iopt_area_add_access(&area, 0, NPAGES - 1, hosts, frames,
 					      IOPT_PAGES_RW_WRITE, false), 0);
-	assert_int_equal(pages->npinned, NPAGES);
+	assert_int_equal(iopt_pages_npinned(pages), NPAGES);
 	assert_int_equal(fx_charged(&fx), NPAGES);
 	for (i = 0; i != NPAGES; i++) {
 		assert_int_equal(pread(fd, file, PS, (off_t)((i + 1) * PS)), PS);
@@ -509,8 +521,8 @@ static void test_pages_file_contents(void **state)
 	assert_memory_equal(file, rw, sizeof(rw));
 
 	iopt_area_remove_access(&area, 0, NPAGES - 1, false);
-	assert_int_equal(pages->npinned, 0);
-	assert_true(iopt_pfn_store_empty(&pages->pinned_pfns));
+	assert_int_equal(iopt_pages_npinned(pages), 0);
+	assert_true(iopt_pfn_store_empty(&pins_of(pages)->pinned_pfns));
 	iopt_put_pages(pages);
 	close(fd);
 	fx_destroy(&fx);
@@ -581,10 +593,10 @@ static void test_pages_file_truncate_then_pin_einval(void **state)
 	assert_int_equal(fill_domains(&fx, &area), -EINVAL);
 	assert_int_equal(iopt_pages_rw_access(pages, 7 * PS, data, sizeof(data), 0),
 			 -EINVAL);
-	assert_int_equal(pages->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(pages), 0);
 	assert_int_equal(fx_charged(&fx), 0);
 	assert_null(area.storage_domain);
-	assert_true(iopt_itree_empty(&pages->domains_itree));
+	assert_true(iopt_itree_empty(&pins_of(pages)->domains_itree));
 	check_domain_empty(fx.domains[0], 0x200000, 8 * PS);
 	assert_int_equal(nlocked(pages->uptr), 0);
 	/* The part still inside the file pins fine. */
@@ -629,7 +641,7 @@ static void test_pages_double_pin_two_objects(void **state)
 	iopt_area_remove_access(&a2, 0, 0, false);
 	assert_int_equal(nlocked(buf + PS), 0);
 	assert_true(!smaps || smaps_locked_kb(buf + PS) == 0);
-	assert_int_equal(p1->npinned + p2->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(p1) + iopt_pages_npinned(p2), 0);
 	iopt_put_pages(p1);
 	iopt_put_pages(p2);
 	munmap(buf, 4 * PS);
@@ -659,12 +671,13 @@ static void test_pages_unmapped_half_efault(void **state)
 	assert_int_equal(iopt_area_add_access(&area, 2, 5, NULL, NULL, 0, false),
 			 -EFAULT);
 	assert_int_equal(area.num_accesses, 0);
-	assert_true(iopt_itree_empty(&pages->access_itree));
-	assert_true(iopt_pfn_store_empty(&pages->pinned_pfns));
+	/* each failed first pin freed the bookkeeping it had allocated */
+	assert_null(pages->pins);
 	assert_int_equal(iopt_pages_rw_access(pages, 3 * PS, data, 2 * PS, 0), -EFAULT);
 	assert_int_equal(iopt_pages_rw_access(pages, 3 * PS, data, 2 * PS,
 					      IOPT_PAGES_RW_SLOW_PATH), -EFAULT);
-	assert_int_equal(pages->npinned, 0);
+	assert_null(pages->pins);
+	assert_int_equal(iopt_pages_npinned(pages), 0);
 	assert_int_equal(fx_charged(&fx), 0);
 	assert_int_equal(nlocked(buf), 0);
 	assert_int_equal(nlocked(buf + 3 * PS), 0);
@@ -696,8 +709,8 @@ static void limit_enomem(enum iopt_pin_backend backend)
 	check_domain_empty(fx.domains[0], 0x100000, (N + 1) * PS);
 	assert_int_equal(iopt_area_add_access(&abig, 0, N, NULL, NULL, 0, false),
 			 -ENOMEM);
-	assert_true(iopt_pfn_store_empty(&big->pinned_pfns));
-	assert_int_equal(big->npinned, 0);
+	assert_true(iopt_pfn_store_empty(&pins_of(big)->pinned_pfns));
+	assert_int_equal(iopt_pages_npinned(big), 0);
 	assert_int_equal(fx_charged(&fx), 0);
 	assert_int_equal(nlocked(buf), 0);
 
@@ -767,8 +780,8 @@ static void test_pages_fill_one_and_two_domains(void **state)
 		area_init(&area, &fx.iopt, pages, 0x7000000, 3 * PS, 34 * PS);
 		assert_int_equal(fill_domains(&fx, &area), 0);
 		assert_ptr_equal(area.storage_domain, fx.domains[0]);
-		assert_false(iopt_itree_empty(&pages->domains_itree));
-		assert_int_equal(pages->npinned, 34);
+		assert_false(iopt_itree_empty(&pins_of(pages)->domains_itree));
+		assert_int_equal(iopt_pages_npinned(pages), 34);
 		assert_int_equal(fx_charged(&fx), 34);
 		assert_int_equal(nlocked(buf + 3 * PS), 1);	/* pinned once */
 		assert_int_equal(nlocked(buf + 2 * PS), 0);
@@ -779,10 +792,10 @@ static void test_pages_fill_one_and_two_domains(void **state)
 
 		unfill_domains(&fx, &area);
 		assert_null(area.storage_domain);
-		assert_true(iopt_itree_empty(&pages->domains_itree));
+		assert_true(iopt_itree_empty(&pins_of(pages)->domains_itree));
 		check_domain_empty(fx.domains[0], 0x7000000, 34 * PS);
 		check_domain_empty(fx.domains[nd - 1], 0x7000000, 34 * PS);
-		assert_int_equal(pages->npinned, 0);
+		assert_int_equal(iopt_pages_npinned(pages), 0);
 		assert_int_equal(nlocked(buf + 3 * PS), 0);
 		iopt_put_pages(pages);
 		munmap(buf, NPAGES * PS);
@@ -811,9 +824,9 @@ static void test_pages_access_and_domain_tiers(void **state)
 
 		assert_int_equal(iopt_area_add_access(&fx.area, 4, 9, NULL, frames, 0,
 						      false), 0);
-		assert_int_equal(fx.pages->npinned, 6);
+		assert_int_equal(iopt_pages_npinned(fx.pages), 6);
 		assert_int_equal(fill_domains(&fx, &fx.area), 0);
-		assert_int_equal(fx.pages->npinned, NPAGES);
+		assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
 		assert_int_equal(nlocked(fx.buf + 5 * PS), 1);
 		check_area_mapped(fx.domains[0], &fx.area);
 
@@ -821,20 +834,20 @@ static void test_pages_access_and_domain_tiers(void **state)
 		assert_int_equal(iopt_area_add_access(&fx.area, 8, 20, NULL, frames, 0,
 						      false), 0);
 		assert_int_equal(frames[12], frame_of(fx.buf + 20 * PS));
-		assert_int_equal(fx.pages->npinned, NPAGES);
-		assert_int_equal(fx.pages->pinned_pfns.count, 17);
+		assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
+		assert_int_equal(pins_of(fx.pages)->pinned_pfns.count, 17);
 		/* The exact same interval is shared. */
 		assert_int_equal(iopt_area_add_access(&fx.area, 8, 20, NULL, frames, 0,
 						      true), 0);
 		assert_int_equal(fx.area.num_accesses, 3);
 		assert_int_equal(fx.area.num_locks, 1);
 		iopt_area_remove_access(&fx.area, 8, 20, true);
-		assert_int_equal(fx.pages->pinned_pfns.count, 17);
+		assert_int_equal(pins_of(fx.pages)->pinned_pfns.count, 17);
 
 		/* Domain goes; the accesses keep [4, 20] pinned. */
 		unfill_domains(&fx, &fx.area);
 		check_domain_empty(fx.domains[0], 0x400000, NPAGES * PS);
-		assert_int_equal(fx.pages->npinned, 17);
+		assert_int_equal(iopt_pages_npinned(fx.pages), 17);
 		assert_int_equal(fx_charged(&fx), 17);
 		assert_int_equal(nlocked(fx.buf + 3 * PS), 0);
 		assert_int_equal(nlocked(fx.buf + 4 * PS), 1);
@@ -842,12 +855,12 @@ static void test_pages_access_and_domain_tiers(void **state)
 		assert_int_equal(nlocked(fx.buf + 21 * PS), 0);
 
 		iopt_area_remove_access(&fx.area, 4, 9, false);
-		assert_int_equal(fx.pages->npinned, 13);
-		assert_int_equal(fx.pages->pinned_pfns.count, 13);
+		assert_int_equal(iopt_pages_npinned(fx.pages), 13);
+		assert_int_equal(pins_of(fx.pages)->pinned_pfns.count, 13);
 		iopt_area_remove_access(&fx.area, 8, 20, false);
-		assert_int_equal(fx.pages->npinned, 0);
+		assert_int_equal(iopt_pages_npinned(fx.pages), 0);
 		assert_int_equal(fx.area.num_accesses, 0);
-		assert_true(iopt_pfn_store_empty(&fx.pages->pinned_pfns));
+		assert_true(iopt_pfn_store_empty(&pins_of(fx.pages)->pinned_pfns));
 		fx_destroy(&fx);
 	}
 }
@@ -869,10 +882,10 @@ static void test_pages_storage_domain_handover(void **state)
 	assert_int_equal(fill_domains(&fx, &fx.area), 0);
 
 	iopt_rwlock_write(&fx.iopt.domains_rwsem);
-	iopt_mutex_lock(&fx.pages->mutex);
+	iopt_pages_lock(fx.pages);
 	fx.area.storage_domain = fx.domains[1];
 	iopt_area_unmap_domain(&fx.area, fx.domains[0]);
-	iopt_mutex_unlock(&fx.pages->mutex);
+	iopt_pages_unlock(fx.pages);
 	check_domain_empty(fx.domains[0], 0x800000, NPAGES * PS);
 	fx.domains[0]->ops->free(fx.domains[0]);
 	fx.domains[0] = fx.domains[1];
@@ -880,15 +893,15 @@ static void test_pages_storage_domain_handover(void **state)
 	fx.iopt.ndomains = 1;
 	iopt_rwlock_unlock(&fx.iopt.domains_rwsem);
 
-	assert_int_equal(fx.pages->npinned, NPAGES);
+	assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
 	assert_int_equal(iopt_area_add_access(&fx.area, 0, NPAGES - 1, NULL, frames, 0,
 					      false), 0);
 	assert_int_equal(frames[7], frame_of(fx.buf + 7 * PS));
-	assert_int_equal(fx.pages->npinned, NPAGES);
+	assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
 	iopt_area_remove_access(&fx.area, 0, NPAGES - 1, false);
-	assert_int_equal(fx.pages->npinned, NPAGES);
+	assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
 	unfill_domains(&fx, &fx.area);
-	assert_int_equal(fx.pages->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(fx.pages), 0);
 	fx_destroy(&fx);
 }
 
@@ -904,39 +917,39 @@ static void test_pages_fill_domain_attach(void **state)
 	fx_add_pages(&fx, NPAGES, false, 0x1000000);
 	assert_int_equal(fill_domains(&fx, &fx.area), 0);
 
-	iopt_mutex_lock(&fx.pages->mutex);
+	iopt_pages_lock(fx.pages);
 	assert_int_equal(iopt_area_fill_domain(&fx.area, fx.domains[1]), 0);
-	iopt_mutex_unlock(&fx.pages->mutex);
-	assert_int_equal(fx.pages->npinned, NPAGES);
+	iopt_pages_unlock(fx.pages);
+	assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
 	assert_int_equal(nlocked(fx.buf), 1);
 	check_area_mapped(fx.domains[1], &fx.area);
 
 	/* Detach of the non-storage domain: unmap only. */
-	iopt_mutex_lock(&fx.pages->mutex);
+	iopt_pages_lock(fx.pages);
 	iopt_area_unmap_domain(&fx.area, fx.domains[1]);
-	iopt_mutex_unlock(&fx.pages->mutex);
+	iopt_pages_unlock(fx.pages);
 	check_domain_empty(fx.domains[1], 0x1000000, NPAGES * PS);
-	assert_int_equal(fx.pages->npinned, NPAGES);
+	assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
 
 	/* Last domain detached: the area leaves domains_itree, then unfill. */
-	iopt_mutex_lock(&fx.pages->mutex);
-	iopt_itree_remove(&fx.area.pages_node, &fx.pages->domains_itree);
+	iopt_pages_lock(fx.pages);
+	iopt_itree_remove(&fx.area.pages_node, &fx.pages->pins->domains_itree);
 	iopt_area_unfill_domain(&fx.area, fx.pages, fx.domains[0]);
 	fx.area.storage_domain = NULL;
-	iopt_mutex_unlock(&fx.pages->mutex);
+	iopt_pages_unlock(fx.pages);
 	check_domain_empty(fx.domains[0], 0x1000000, NPAGES * PS);
-	assert_int_equal(fx.pages->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(fx.pages), 0);
 
 	/* First-domain attach pins from the source, the caller publishes. */
-	iopt_mutex_lock(&fx.pages->mutex);
+	iopt_pages_lock(fx.pages);
 	assert_int_equal(iopt_area_fill_domain(&fx.area, fx.domains[0]), 0);
-	assert_int_equal(fx.pages->npinned, NPAGES);
+	assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
 	fx.area.storage_domain = fx.domains[0];
-	iopt_itree_insert(&fx.area.pages_node, &fx.pages->domains_itree);
-	iopt_mutex_unlock(&fx.pages->mutex);
+	iopt_itree_insert(&fx.area.pages_node, &fx.pages->pins->domains_itree);
+	iopt_pages_unlock(fx.pages);
 	check_area_mapped(fx.domains[0], &fx.area);
 	unfill_domains(&fx, &fx.area);
-	assert_int_equal(fx.pages->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(fx.pages), 0);
 	fx_destroy(&fx);
 }
 
@@ -978,7 +991,7 @@ static void test_pages_huge_leaf_and_carry(void **state)
 						      false), 0);
 		unfill_domains(&fx, &fx.area);
 		check_domain_empty(fx.domains[0], 0x40000000, NPAGES * PS);
-		assert_int_equal(fx.pages->npinned, 112);
+		assert_int_equal(iopt_pages_npinned(fx.pages), 112);
 		assert_int_equal(nlocked(fx.buf + 99 * PS), 0);
 		assert_int_equal(nlocked(fx.buf + 100 * PS), 1);
 		assert_int_equal(nlocked(fx.buf + 200 * PS), 1);
@@ -988,7 +1001,7 @@ static void test_pages_huge_leaf_and_carry(void **state)
 		assert_int_equal(nlocked(fx.buf + 311 * PS), 0);
 		iopt_area_remove_access(&fx.area, 100, 200, false);
 		iopt_area_remove_access(&fx.area, 300, 310, false);
-		assert_int_equal(fx.pages->npinned, 0);
+		assert_int_equal(iopt_pages_npinned(fx.pages), 0);
 		fx_destroy(&fx);
 	}
 }
@@ -1012,11 +1025,11 @@ static void snapshot_fill(struct fx *fx, struct iopt_area *area, uint64_t npages
 	snap->leaves = iopt_sim_domain_count_leaves(fx->domains[0],
 						    iopt_area_iova(area),
 						    iopt_area_last_iova(area), NULL);
-	snap->npinned = area->pages->npinned;
+	snap->npinned = iopt_pages_npinned(area->pages);
 	unfill_domains(fx, area);
 	check_domain_empty(fx->domains[0], iopt_area_iova(area), npages * PS);
 	check_domain_empty(fx->domains[1], iopt_area_iova(area), npages * PS);
-	assert_int_equal(area->pages->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(area->pages), 0);
 }
 
 /*
@@ -1093,7 +1106,7 @@ static void test_pages_rw_access_paths(void **state)
 					      IOPT_PAGES_RW_WRITE |
 					      IOPT_PAGES_RW_SLOW_PATH), 0);
 	assert_memory_equal(buf + 2 * PS + 1, in, 2 * PS);
-	assert_int_equal(pages->npinned, 0);	/* no lasting pin */
+	assert_int_equal(iopt_pages_npinned(pages), 0);	/* no lasting pin */
 	assert_int_equal(nlocked(buf + 3 * PS), 0);
 
 	assert_int_equal(iopt_alloc_user_pages(fx.ctx, buf, PS, false, &ro), 0);
@@ -1119,7 +1132,7 @@ static void test_pages_access_write_perm(void **state)
 	area_init(&area, &fx.iopt, pages, 0x1000, 0, 2 * PS);
 	assert_int_equal(iopt_area_add_access(&area, 0, 1, NULL, NULL,
 					      IOPT_PAGES_RW_WRITE, false), -EPERM);
-	assert_int_equal(pages->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(pages), 0);
 	assert_int_equal(iopt_area_add_access(&area, 0, 1, NULL, NULL, 0, false), 0);
 	iopt_area_remove_access(&area, 0, 1, false);
 	iopt_put_pages(pages);
@@ -1163,7 +1176,7 @@ static void test_pages_fill_domains_fail_nth(void **state)
 		assert_true(rc < 0);
 		check_domain_empty(fx.domains[0], 0x2000000, NPAGES * PS);
 		check_domain_empty(fx.domains[1], 0x2000000, NPAGES * PS);
-		assert_int_equal(fx.pages->npinned, 0);
+		assert_int_equal(iopt_pages_npinned(fx.pages), 0);
 		assert_int_equal(fx_charged(&fx), 1);
 		assert_int_equal(nlocked(fx.buf), 1);	/* the holder's pin survives */
 		assert_int_equal(nlocked(fx.buf + PS), 0);
@@ -1208,34 +1221,34 @@ static void test_pages_fill_domain_fail_nth(void **state)
 			long live = iopt_alloc_live();
 			int rc;
 
-			iopt_mutex_lock(&fx.pages->mutex);
+			iopt_pages_lock(fx.pages);
 			iopt_fail_nth_arm(nth);
 			rc = iopt_area_fill_domain(area, fx.domains[1]);
 			iopt_fail_nth_disarm();
-			iopt_mutex_unlock(&fx.pages->mutex);
+			iopt_pages_unlock(fx.pages);
 			if (!iopt_fail_nth_fired()) {
 				assert_int_equal(rc, 0);
 				break;
 			}
 			assert_true(rc < 0);
 			check_domain_empty(fx.domains[1], 0x3000000, NPAGES * PS);
-			assert_int_equal(fx.pages->npinned, pinned);
+			assert_int_equal(iopt_pages_npinned(fx.pages), pinned);
 			assert_int_equal(fx_charged(&fx), pinned + 1);
 			assert_int_equal(nlocked(fx.buf), 1 + second);
 			assert_int_equal(iopt_alloc_live(), live);
 		}
 		assert_true(nth > 2);
 		check_area_mapped(fx.domains[1], area);
-		assert_int_equal(fx.pages->npinned, NPAGES);
+		assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
 		/* Hand-made detach: the area ends up in no domain. */
-		iopt_mutex_lock(&fx.pages->mutex);
+		iopt_pages_lock(fx.pages);
 		if (second) {
-			iopt_itree_remove(&area->pages_node, &fx.pages->domains_itree);
+			iopt_itree_remove(&area->pages_node, &fx.pages->pins->domains_itree);
 			iopt_area_unmap_domain(area, fx.domains[0]);
 		}
 		iopt_area_unfill_domain(area, fx.pages, fx.domains[1]);
 		area->storage_domain = NULL;
-		iopt_mutex_unlock(&fx.pages->mutex);
+		iopt_pages_unlock(fx.pages);
 		check_domain_empty(fx.domains[0], 0x3000000, NPAGES * PS);
 		check_domain_empty(fx.domains[1], 0x3000000, NPAGES * PS);
 		holder_release(&holder);
@@ -1265,12 +1278,12 @@ static void test_pages_unfill_without_memory(void **state)
 	iopt_fail_nth_disarm();
 	check_domain_empty(fx.domains[0], 0x5000000, NPAGES * PS);
 	check_domain_empty(fx.domains[1], 0x5000000, NPAGES * PS);
-	assert_int_equal(fx.pages->npinned, 11);
+	assert_int_equal(iopt_pages_npinned(fx.pages), 11);
 	assert_int_equal(fx_charged(&fx), 11);
 	iopt_fail_nth_arm(1);
 	iopt_area_remove_access(&fx.area, 50, 60, false);
 	iopt_fail_nth_disarm();
-	assert_int_equal(fx.pages->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(fx.pages), 0);
 	assert_int_equal(nlocked(fx.buf + 55 * PS), 0);
 	fx_destroy(&fx);
 }
@@ -1304,23 +1317,23 @@ static void test_pages_add_access_fail_nth(void **state)
 			break;
 		}
 		assert_true(rc < 0);
-		assert_int_equal(fx.pages->npinned, 111);
+		assert_int_equal(iopt_pages_npinned(fx.pages), 111);
 		assert_int_equal(fx_charged(&fx), 111);
-		assert_int_equal(fx.pages->pinned_pfns.count, 11);
+		assert_int_equal(pins_of(fx.pages)->pinned_pfns.count, 11);
 		assert_int_equal(fx.area.num_accesses, 1);
 		assert_int_equal(nlocked(fx.buf), 0);
 		assert_int_equal(nlocked(fx.buf + 150 * PS), 1);
 		assert_int_equal(iopt_alloc_live(), live);
 	}
 	assert_true(nth > 3);
-	assert_int_equal(fx.pages->npinned, NPAGES);
-	assert_int_equal(fx.pages->pinned_pfns.count, NPAGES);
+	assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
+	assert_int_equal(pins_of(fx.pages)->pinned_pfns.count, NPAGES);
 	iopt_area_remove_access(&fx.area, 0, NPAGES - 1, false);
 	iopt_area_remove_access(&fx.area, 10, 20, false);
-	assert_int_equal(fx.pages->npinned, 100);
-	assert_true(iopt_pfn_store_empty(&fx.pages->pinned_pfns));
+	assert_int_equal(iopt_pages_npinned(fx.pages), 100);
+	assert_true(iopt_pfn_store_empty(&pins_of(fx.pages)->pinned_pfns));
 	unfill_domains(&fx, &dom_area);
-	assert_int_equal(fx.pages->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(fx.pages), 0);
 	fx_destroy(&fx);
 }
 
@@ -1428,8 +1441,8 @@ static void test_pages_concurrent_accesses(void **state)
 	for (i = 0; i != T_THREADS; i++)
 		assert_int_equal(pthread_join(threads[i], NULL), 0);
 	assert_int_equal(atomic_load(&errors), 0);
-	assert_int_equal(pages->npinned, 0);
-	assert_true(iopt_pfn_store_empty(&pages->pinned_pfns));
+	assert_int_equal(iopt_pages_npinned(pages), 0);
+	assert_true(iopt_pfn_store_empty(&pins_of(pages)->pinned_pfns));
 	assert_int_equal(nlocked(buf), 0);
 	iopt_put_pages(pages);
 	munmap(buf, T_PAGES * PS);
@@ -1491,14 +1504,14 @@ static void r_check_obj(struct fx *fx, struct r_obj *o, const char *buf)
 
 		npinned += r_covered(o, index, false);
 		stored += in_store;
-		assert_int_equal(iopt_pfn_store_load(&o->pages->pinned_pfns, index,
+		assert_int_equal(iopt_pfn_store_load(&pins_of(o->pages)->pinned_pfns, index,
 						     &frame), in_store);
 		if (in_store)
 			assert_int_equal(frame, frame_of(buf + (o->base + index) * PS));
 	}
-	assert_int_equal(o->pages->npinned, npinned);
-	assert_int_equal(o->pages->last_npinned, npinned);
-	assert_int_equal(o->pages->pinned_pfns.count, stored);
+	assert_int_equal(iopt_pages_npinned(o->pages), npinned);
+	assert_int_equal(pins_of(o->pages)->last_npinned, npinned);
+	assert_int_equal(pins_of(o->pages)->pinned_pfns.count, stored);
 	for (k = 0; k != R_AREAS; k++) {
 		for (d = 0; d != fx->iopt.ndomains; d++) {
 			if (o->filled[k])
@@ -1519,7 +1532,7 @@ static void r_check(struct fx *fx, struct r_obj *objs, const char *buf)
 
 	for (i = 0; i != R_OBJS; i++) {
 		r_check_obj(fx, &objs[i], buf);
-		charged += objs[i].pages->npinned;
+		charged += iopt_pages_npinned(objs[i].pages);
 	}
 	assert_int_equal(fx_charged(fx), charged);
 	/* The registry holds one pin per (object, covered page). */
@@ -1599,7 +1612,7 @@ static void r_teardown(struct fx *fx, struct r_obj *o)
 	for (k = 0; k != R_AREAS; k++)
 		if (o->filled[k])
 			unfill_domains(fx, &o->area[k]);
-	assert_int_equal(o->pages->npinned, 0);
+	assert_int_equal(iopt_pages_npinned(o->pages), 0);
 	iopt_put_pages(o->pages);
 }
 

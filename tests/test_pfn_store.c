@@ -2,7 +2,7 @@
 /*
  * test_pfn_store.c - the sparse index -> frame store (src/pfn_store.[ch]).
  *
- * The store backs pages->pinned_pfns, where a lost or stale entry means a
+ * The store backs pages->pins->pinned_pfns, where a lost or stale entry means a
  * wrong frame handed to an access, so it is checked against a flat model after
  * every random operation, and its failure and pruning paths are checked for
  * "nothing changed" and "no node left behind".
