@@ -635,11 +635,13 @@ static int pfn_reader_first(struct pfn_reader *pfns, struct iopt_pages *pages,
 static int pages_alloc(struct iopt_ctx *ctx, enum iopt_address_type type,
 		       uint64_t length, uint64_t offset, struct iopt_pages **out)
 {
-	struct iopt_pages *pages = iopt_malloc(sizeof(*pages));
+	size_t size = type == IOPT_ADDRESS_FILE ? sizeof(struct iopt_file_pages) :
+						  sizeof(struct iopt_pages);
+	struct iopt_pages *pages = iopt_malloc(size);
 
 	if (!pages)
 		return -ENOMEM;
-	memset(pages, 0, sizeof(*pages));
+	memset(pages, 0, size);
 	atomic_init(&pages->refcount, 1);
 	iopt_mutex_init(&pages->mutex, IOPT_LOCK_PAGES);
 	pages->ctx = ctx;
@@ -727,7 +729,8 @@ static void *file_map_base(const struct iopt_pages *pages)
 {
 	uint64_t granule = UINT64_C(1) << pages->map_shift;
 
-	return (char *)pages->uptr - (pages->start & (granule - 1));
+	return (char *)pages->uptr -
+	       (iopt_file_pages(pages)->start & (granule - 1));
 }
 
 /*
@@ -737,6 +740,7 @@ static void *file_map_base(const struct iopt_pages *pages)
 static int file_map(struct iopt_pages *pages, int memfd, uint64_t start,
 		    uint64_t length)
 {
+	struct iopt_file_pages *file = iopt_file_pages(pages);
 	uint64_t align, map_start;
 	void *map;
 
@@ -744,15 +748,15 @@ static int file_map(struct iopt_pages *pages, int memfd, uint64_t start,
 		return 0;
 	/* hugetlbfs maps whole huge pages only. */
 	map_start = IOPT_ALIGN_DOWN(start, align);
-	pages->map_length = IOPT_ALIGN_UP(start + length, align) - map_start;
+	file->map_length = IOPT_ALIGN_UP(start + length, align) - map_start;
 	if (iopt_should_fail(IOPT_FAIL_MEMFD_MAP))
 		return -ENOMEM;
-	map = mmap(NULL, pages->map_length,
+	map = mmap(NULL, file->map_length,
 		   PROT_READ | (pages->writable ? PROT_WRITE : 0), MAP_SHARED,
 		   memfd, (off_t)map_start);
 	if (map == MAP_FAILED)
 		return errno == EACCES || errno == EPERM ? -EPERM : -ENOMEM;
-	pages->uptr = (char *)map + (pages->start - map_start);
+	pages->uptr = (char *)map + (file->start - map_start);
 	assert(iopt_is_power_of_2(align));
 	pages->map_shift = (unsigned char)iopt_ffs64(align);
 	assert(file_map_base(pages) == map);
@@ -781,7 +785,7 @@ int iopt_alloc_file_pages(struct iopt_ctx *ctx, int memfd, uint64_t start,
 			 &pages);
 	if (rc)
 		return rc;
-	pages->start = page_start;
+	iopt_file_pages(pages)->start = page_start;
 	pages->writable = writable;
 	rc = file_map(pages, memfd, start, length);
 	if (rc) {
@@ -800,7 +804,8 @@ void iopt_put_pages(struct iopt_pages *pages)
 	/* every holder released through iopt_pages_unlock(), which freed it */
 	assert(!pages->pins);
 	if (pages->type == IOPT_ADDRESS_FILE && pages->uptr)
-		munmap(file_map_base(pages), pages->map_length);
+		munmap(file_map_base(pages),
+		       iopt_file_pages(pages)->map_length);
 	iopt_mutex_destroy(&pages->mutex);
 	iopt_ctx_obj_put(pages->ctx);
 	iopt_free(pages);

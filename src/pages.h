@@ -38,6 +38,7 @@
 #include "interval_tree.h"
 #include "lock.h"
 #include "pfn_store.h"
+#include "util.h"
 
 struct iopt_ctx;
 struct iopt_area;
@@ -95,11 +96,24 @@ struct iopt_pages {
 	uint64_t npages;		/* (c) pages in the source, offset included */
 	struct iopt_ctx *ctx;		/* (c) borrowed: accounting and registry */
 	struct iopt_pages_pins *pins;	/* (p) owned; NULL while idle */
-	uint64_t start;			/* (c) FILE: file offset of index 0 */
-	uint64_t map_length;		/* (c) FILE: length of the library's
-					 * mapping (granule rounded), which
-					 * starts at uptr - start % granule */
 };
+
+/* A FILE pages object: what only a memfd range needs, kept out of USER ones. */
+struct iopt_file_pages {
+	struct iopt_pages pages;
+	uint64_t start;			/* (c) file offset of index 0 */
+	uint64_t map_length;		/* (c) length of the library's mapping
+					 * (granule rounded), which starts at
+					 * uptr - start % granule */
+};
+
+static inline struct iopt_file_pages *
+iopt_file_pages(const struct iopt_pages *pages)
+{
+	return (struct iopt_file_pages *)container_of(pages,
+						      struct iopt_file_pages,
+						      pages);
+}
 
 /*
  * One live iopt_area_add_access() interval: an interval lock that keeps the
@@ -195,7 +209,7 @@ static inline uint64_t iopt_pages_source_addr(const struct iopt_pages *pages,
 					      uint64_t start_byte)
 {
 	if (pages->type == IOPT_ADDRESS_FILE)
-		return pages->start + start_byte;
+		return iopt_file_pages(pages)->start + start_byte;
 	return (uint64_t)(uintptr_t)pages->uptr + start_byte;
 }
 

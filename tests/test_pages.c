@@ -448,7 +448,7 @@ static void test_pages_file_alloc_checks(void **state)
 	assert_int_equal(iopt_alloc_file_pages(fx.ctx, ro, PS + 5, PS, false, &pages), 0);
 	assert_int_equal(pages->type, IOPT_ADDRESS_FILE);
 	assert_int_equal(pages->npages, 2);
-	assert_int_equal(pages->start, PS);
+	assert_int_equal(iopt_file_pages(pages)->start, PS);
 	assert_int_equal(iopt_pages_source_addr(pages, 5), PS + 5);
 	close(ro);
 	close(fd);
@@ -560,9 +560,9 @@ static void test_pages_file_hugetlbfs(void **state)
 	fx_init(&fx, NULL, 0);
 	assert_int_equal(iopt_alloc_file_pages(fx.ctx, fd, 5 * PS + 7, PS, true,
 					       &pages), 0);
-	assert_int_equal(pages->map_length, huge);
+	assert_int_equal(iopt_file_pages(pages)->map_length, huge);
 	assert_int_equal(pages->npages, 2);
-	assert_int_equal(pages->start, 5 * PS);
+	assert_int_equal(iopt_file_pages(pages)->start, 5 * PS);
 	area_init(&area, &fx.iopt, pages, 0x10000000 + 7, 7, PS);
 	assert_int_equal(iopt_area_add_access(&area, 0, 1, hosts, frames, 0, false), 0);
 	assert_int_equal(((char *)hosts[0])[7], 0x42);

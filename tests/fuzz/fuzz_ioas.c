@@ -226,7 +226,7 @@ static void compare_area(struct model_ioas *s, struct iopt_area *area)
 			 ((s->prot[p] & MODEL_READ) ? IOPT_PROT_READ : 0) |
 			 ((s->prot[p] & MODEL_WRITE) ? IOPT_PROT_WRITE : 0));
 		if (pages->type == IOPT_ADDRESS_FILE)
-			CHECK_EQ("file offset", pages->start + byte,
+			CHECK_EQ("file offset", iopt_file_pages(pages)->start + byte,
 				 src_addr(src));
 		else
 			CHECK_EQ("user address",
