@@ -16,6 +16,14 @@
  * message. In release builds the record and the checks compile away and the
  * wrappers are plain pthread calls.
  *
+ * struct iopt_small_mutex is the exception to "plain pthread": a mutex in one
+ * 32-bit futex word, 8 bytes with its class, for the object that exists once
+ * per mapped area (iopt_pages, up to 10^6 of them), where the 48 bytes of an
+ * iopt_mutex are a fifth of the 256-byte heap budget per area (docs/bench.md).
+ * In the kernel that lock is a struct mutex, also only a few words. It has
+ * the same API, lock classes and checks as iopt_mutex and is annotated for
+ * ThreadSanitizer and helgrind (lock.c says how).
+ *
  * Two locks of the same class are never held together by one thread (the
  * kernel nests iova_rwsems only in CHANGE_PROCESS, which takes them in id
  * order; a caller that needs that uses iopt_rwlock_write_nested()).
@@ -27,6 +35,7 @@
 #define IOPT_LOCK_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 enum iopt_lock_class {
@@ -52,10 +61,26 @@ struct iopt_rwlock {
 	struct iopt_lock_dep dep;
 };
 
+/* 0 unlocked, 1 locked, 2 locked and maybe waited for (see lock.c). */
+struct iopt_small_mutex {
+	atomic_uint state;
+	struct iopt_lock_dep dep;
+};
+
+/* The point of the type: the futex word plus the class byte, padded. */
+_Static_assert(sizeof(struct iopt_small_mutex) <= 8,
+	       "iopt_small_mutex must stay one futex word and its lock class");
+
 void iopt_mutex_init(struct iopt_mutex *m, enum iopt_lock_class lock_class);
 void iopt_mutex_destroy(struct iopt_mutex *m);
 void iopt_mutex_lock(struct iopt_mutex *m);
 void iopt_mutex_unlock(struct iopt_mutex *m);
+
+void iopt_small_mutex_init(struct iopt_small_mutex *m,
+			   enum iopt_lock_class lock_class);
+void iopt_small_mutex_destroy(struct iopt_small_mutex *m);
+void iopt_small_mutex_lock(struct iopt_small_mutex *m);
+void iopt_small_mutex_unlock(struct iopt_small_mutex *m);
 
 void iopt_rwlock_init(struct iopt_rwlock *rw, enum iopt_lock_class lock_class);
 void iopt_rwlock_destroy(struct iopt_rwlock *rw);
