@@ -643,7 +643,7 @@ static int pages_alloc(struct iopt_ctx *ctx, enum iopt_address_type type,
 		return -ENOMEM;
 	memset(pages, 0, size);
 	atomic_init(&pages->refcount, 1);
-	iopt_mutex_init(&pages->mutex, IOPT_LOCK_PAGES);
+	iopt_small_mutex_init(&pages->mutex, IOPT_LOCK_PAGES);
 	pages->ctx = ctx;
 	pages->type = type;
 	pages->npages = (offset + length - 1) / IOPT_PAGE_SIZE + 1;
@@ -806,7 +806,7 @@ void iopt_put_pages(struct iopt_pages *pages)
 	if (pages->type == IOPT_ADDRESS_FILE && pages->uptr)
 		munmap(file_map_base(pages),
 		       iopt_file_pages(pages)->map_length);
-	iopt_mutex_destroy(&pages->mutex);
+	iopt_small_mutex_destroy(&pages->mutex);
 	iopt_ctx_obj_put(pages->ctx);
 	iopt_free(pages);
 }
@@ -815,7 +815,7 @@ void iopt_put_pages(struct iopt_pages *pages)
 
 void iopt_pages_lock(struct iopt_pages *pages)
 {
-	iopt_mutex_lock(&pages->mutex);
+	iopt_small_mutex_lock(&pages->mutex);
 }
 
 static bool pins_idle(const struct iopt_pages_pins *pins)
@@ -837,7 +837,7 @@ void iopt_pages_unlock(struct iopt_pages *pages)
 		iopt_free(pins);
 		pages->pins = NULL;
 	}
-	iopt_mutex_unlock(&pages->mutex);
+	iopt_small_mutex_unlock(&pages->mutex);
 }
 
 int iopt_pages_prepare_pins(struct iopt_pages *pages)

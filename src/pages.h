@@ -92,7 +92,7 @@ struct iopt_pages {
 	 * storage domain reads nothing else of the pages.
 	 */
 	void *uptr;
-	struct iopt_mutex mutex;		/* class IOPT_LOCK_PAGES */
+	struct iopt_small_mutex mutex;	/* class IOPT_LOCK_PAGES */
 	uint64_t npages;		/* (c) pages in the source, offset included */
 	struct iopt_ctx *ctx;		/* (c) borrowed: accounting and registry */
 	struct iopt_pages_pins *pins;	/* (p) owned; NULL while idle */
