@@ -47,6 +47,7 @@
 #include "objid.h"
 #include "pages.h"
 #include "pfn_store.h"
+#include "readers.h"
 
 #define ACCESS_CREATE_FLAGS	IOPT_ACCESS_INTERNAL
 #define ACCESS_RW_FLAGS		IOPT_ACCESS_RW_WRITE
@@ -162,6 +163,14 @@ uint32_t iopt_access_id(const struct iopt_access *access)
 	return access ? access->id : 0;
 }
 
+/* Let lock-free rw (readers.h) reach access->ioas again. (l) held. */
+static void access_publish_fast(struct iopt_access *access)
+{
+	atomic_store_explicit(&access->fast_iopt,
+			      access->ioas ? &access->ioas->iopt : NULL,
+			      memory_order_release);
+}
+
 /*
  * Move the access from access->ioas to @new_ioas (either may be NULL): the
  * kernel's iommufd_access_change_ioas(). Drops ioas_lock around the driver's
@@ -186,6 +195,8 @@ static int access_change_ioas_locked(struct iopt_access *access,
 		return 0;
 
 	access->ioas = NULL;
+	/* lock-free rw stops here; iopt_remove_access() waits for it */
+	atomic_store_explicit(&access->fast_iopt, NULL, memory_order_relaxed);
 	if (new_ioas) {
 		rc = iopt_add_access(&new_ioas->iopt, access,
 				     access_has_callback(access) ?
@@ -194,6 +205,7 @@ static int access_change_ioas_locked(struct iopt_access *access,
 				     access->iova_alignment, &new_id);
 		if (rc) {
 			access->ioas = cur_ioas;
+			access_publish_fast(access);
 			return rc;
 		}
 	}
@@ -208,6 +220,7 @@ static int access_change_ioas_locked(struct iopt_access *access,
 	access->ioas = new_ioas;
 	access->ioas_unpin = new_ioas;
 	access->list_id = new_id;
+	access_publish_fast(access);
 	return 0;
 }
 
@@ -550,9 +563,12 @@ static void access_unpin_pages(struct iopt_access *access, uint64_t iova,
 
 #ifndef NDEBUG
 _Thread_local unsigned int iopt_access_rw_tiers;
+_Thread_local unsigned long iopt_access_rw_lockless;
 #define rw_took(tier) (iopt_access_rw_tiers |= (tier))
+#define rw_took_lockless() (iopt_access_rw_lockless++)
 #else
 #define rw_took(tier) ((void)0)
+#define rw_took_lockless() ((void)0)
 #endif
 
 static void copy_bytes(char *mem, char *buf, uint64_t n, unsigned int flags)
@@ -561,6 +577,34 @@ static void copy_bytes(char *mem, char *buf, uint64_t n, unsigned int flags)
 		memcpy(mem, buf, n);
 	else
 		memcpy(buf, mem, n);
+}
+
+/*
+ * Device registers and descriptor fields are 1, 2, 4 or 8 bytes: copied as
+ * one move each instead of a call into memcpy's size dispatch.
+ */
+static inline void copy_bytes_small(char *mem, char *buf, uint64_t n,
+				    unsigned int flags)
+{
+	char *dst = (flags & IOPT_ACCESS_RW_WRITE) ? mem : buf;
+	const char *src = (flags & IOPT_ACCESS_RW_WRITE) ? buf : mem;
+
+	switch (n) {
+	case 8:
+		memcpy(dst, src, 8);
+		break;
+	case 4:
+		memcpy(dst, src, 4);
+		break;
+	case 2:
+		memcpy(dst, src, 2);
+		break;
+	case 1:
+		*dst = *src;
+		break;
+	default:
+		memcpy(dst, src, n);
+	}
 }
 
 /*
@@ -650,8 +694,50 @@ static int access_rw_area(struct iopt_area *area, uint64_t iova, char *buf,
 	return rc;
 }
 
-static int access_rw(struct iopt_access *access, uint64_t iova, void *buf,
-		     uint64_t length, unsigned int flags, uint64_t *copied)
+/*
+ * rw with no lock (readers.h): [iova, iova + length) inside one published
+ * area that a storage domain holds, so every byte is pinned and sits at
+ * pages->uptr + start byte (domain_host_byte()). Anything else (an error to
+ * report, several areas, another tier, a writer at work on the IOAS, a
+ * change of IOAS in flight) returns false, and the locked path decides.
+ */
+static bool access_rw_lockless(struct iopt_access *access, uint64_t iova,
+			       void *buf, uint64_t length, unsigned int flags)
+{
+	struct iopt_reader_slot *slot;
+	struct io_pagetable *iopt;
+	struct iopt_area *area;
+	bool done = false;
+
+	if (!access || !buf || !length || (flags & ~ACCESS_RW_FLAGS))
+		return false;
+	slot = iopt_reader_begin();
+	if (!slot)
+		return false;
+	iopt = atomic_load_explicit(&access->fast_iopt, memory_order_acquire);
+	if (!iopt ||
+	    atomic_load_explicit(&iopt->fast_excluded, memory_order_acquire))
+		goto out;
+	area = iopt_area_find_lockless(iopt, iova);
+	/* pages first: storage_domain may change while pages is NULL */
+	if (!area || !area->pages || !area->storage_domain ||
+	    area->prevent_access ||
+	    length - 1 > iopt_area_last_iova(area) - iova ||
+	    !check_area_prot(area, flags))
+		goto out;
+	rw_took(IOPT_ACCESS_TIER_DOMAIN);
+	rw_took_lockless();
+	copy_bytes_small(domain_host_byte(area, iova), buf, length, flags);
+	done = true;
+out:
+	iopt_reader_end(slot);
+	return done;
+}
+
+/* noinline: its frame and spills would otherwise tax the lock-free path */
+static __attribute__((noinline)) int
+access_rw(struct iopt_access *access, uint64_t iova, void *buf,
+	  uint64_t length, unsigned int flags, uint64_t *copied)
 {
 	struct iopt_area_contig_iter iter;
 	struct io_pagetable *iopt;
@@ -723,6 +809,11 @@ int iopt_access_pin_pages(struct iopt_access *access, uint64_t iova,
 int iopt_access_rw(struct iopt_access *access, uint64_t iova, void *buf,
 		   uint64_t length, unsigned int flags, uint64_t *copied)
 {
+	if (access_rw_lockless(access, iova, buf, length, flags)) {
+		if (copied)
+			*copied = length;
+		return trace("rw", access, 0);
+	}
 	return trace("rw", access,
 		     access_rw(access, iova, buf, length, flags, copied));
 }

@@ -21,6 +21,7 @@
 #define IOPT_SRC_ACCESS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,12 +30,17 @@
 #include "lock.h"
 
 struct iopt_ioas;
+struct io_pagetable;
 
 /**
  * struct iopt_access - one emulated device's window on an IOAS.
  * @ioas_lock: see the legend.
  * @ioas: (l) the IOAS pins and rw use; NULL unattached or mid-replace.
  * @ioas_unpin: (l) the IOAS unpins use.
+ * @fast_iopt: (l written, a) @ioas's io_pagetable for lock-free rw
+ *	(readers.h), NULL while rw must lock: unattached, or a change of IOAS
+ *	in flight. The io_pagetable counts this access in nr_fast_readers
+ *	while it may be set.
  * @list_id: (l) this access's slot in @ioas_unpin's access list.
  * @users_lock: guards @users and @destroying; a leaf, since the unmap path
  *	takes it inside domains_rwsem (iopt_access_ops.tryget).
@@ -53,6 +59,7 @@ struct iopt_access {
 	struct iopt_ioas *ioas;
 	struct iopt_ioas *ioas_unpin;
 	uint32_t list_id;
+	struct io_pagetable *_Atomic fast_iopt;
 
 	struct iopt_mutex users_lock;
 	pthread_cond_t users_cond;
@@ -81,6 +88,8 @@ struct iopt_access {
  * from, ORed in since the test last cleared it.
  */
 extern _Thread_local unsigned int iopt_access_rw_tiers;
+/* Debug builds, for tests: this thread's rw calls served with no lock. */
+extern _Thread_local unsigned long iopt_access_rw_lockless;
 #endif
 
 #endif /* IOPT_SRC_ACCESS_H */

@@ -28,9 +28,29 @@
 #include "double_span.h"
 #include "io_pagetable.h"
 #include "pages.h"
+#include "readers.h"
 
 /* Unmap gives up on an area whose accesses ignore this many notifications. */
 #define IOPT_UNMAP_MAX_TRIES 100
+
+void iopt_iova_write_lock(struct io_pagetable *iopt)
+{
+	iopt_rwlock_write(&iopt->iova_rwsem);
+	/* changed only under this lock, so stable for the whole section */
+	if (!atomic_load_explicit(&iopt->nr_fast_readers, memory_order_relaxed))
+		return;
+	atomic_store_explicit(&iopt->fast_excluded, true, memory_order_relaxed);
+	iopt_readers_synchronize();
+}
+
+void iopt_iova_write_unlock(struct io_pagetable *iopt)
+{
+	/* release: what the section wrote happens before a fast read */
+	if (atomic_load_explicit(&iopt->fast_excluded, memory_order_relaxed))
+		atomic_store_explicit(&iopt->fast_excluded, false,
+				      memory_order_release);
+	iopt_rwlock_unlock(&iopt->iova_rwsem);
+}
 
 /*
  * Refusals go to the context's log callback, one line each, so a user learns
@@ -314,10 +334,10 @@ static void iopt_abort_area(struct iopt_area *area)
 	struct io_pagetable *iopt = area->iopt;
 
 	if (iopt) {
-		iopt_rwlock_write(&iopt->iova_rwsem);
+		iopt_iova_write_lock(iopt);
 		iopt_iova_index_remove(&iopt->area_index, &area->node);
 		iopt_itree_remove(&area->node, &iopt->area_itree);
-		iopt_rwlock_unlock(&iopt->iova_rwsem);
+		iopt_iova_write_unlock(iopt);
 	}
 	iopt_free(area);
 }
@@ -382,7 +402,7 @@ static int iopt_alloc_area_pages(struct io_pagetable *iopt,
 			return -ENOMEM;
 	}
 
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 	if (!length || !iopt_is_aligned(length, iopt->iova_alignment)) {
 		iopt_refuse(iopt, "map: length 0x%" PRIx64 " is not a non-zero "
 			    "multiple of the alignment 0x%" PRIx64, length,
@@ -421,7 +441,7 @@ static int iopt_alloc_area_pages(struct io_pagetable *iopt,
 		iova += elm->length;
 	}
 out_unlock:
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	return rc;
 }
 
@@ -482,12 +502,12 @@ int iopt_map_pages(struct io_pagetable *iopt, struct iopt_pages_list *list,
 	 * concurrently either finds the area published or was seen by the
 	 * fill above.
 	 */
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 	for (i = 0; i != list->n; i++) {
 		/* moves the pages reference from the list into the area */
 		list->elms[i].area->pages = list->elms[i].pages;
 	}
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	/* the elements hold nothing now */
 	list->n = 0;
 out_unlock_domains:
@@ -689,7 +709,7 @@ static int iopt_unmap_iova_range(struct io_pagetable *iopt, uint64_t start,
 	 */
 again:
 	iopt_rwlock_read(&iopt->domains_rwsem);
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 	while ((area = iopt_area_iter_first(iopt, start, last))) {
 		uint64_t area_first = iopt_area_iova(area);
 		uint64_t area_last = iopt_area_last_iova(area);
@@ -708,7 +728,7 @@ again:
 		if (area->num_accesses) {
 			start = area_first;
 			area->prevent_access = true;
-			iopt_rwlock_unlock(&iopt->iova_rwsem);
+			iopt_iova_write_unlock(iopt);
 			iopt_rwlock_unlock(&iopt->domains_rwsem);
 
 			/*
@@ -729,14 +749,14 @@ again:
 
 		pages = area->pages;
 		area->pages = NULL;
-		iopt_rwlock_unlock(&iopt->iova_rwsem);
+		iopt_iova_write_unlock(iopt);
 
 		iopt_area_unfill_domains(area, pages);
 		iopt_abort_area(area);
 		iopt_put_pages(pages);
 		unmapped_bytes += area_last - area_first + 1;
 
-		iopt_rwlock_write(&iopt->iova_rwsem);
+		iopt_iova_write_lock(iopt);
 		/*
 		 * A concurrent map may have reused the IOVA just freed: move
 		 * the start past it so it is not unmapped too.
@@ -746,7 +766,7 @@ again:
 		start = area_last + 1;
 	}
 out_unlock_iova:
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	iopt_rwlock_unlock(&iopt->domains_rwsem);
 out_unmapped:
 	if (unmapped)
@@ -813,7 +833,7 @@ int iopt_set_allow_iova(struct io_pagetable *iopt,
 	struct iopt_allowed *node;
 	int rc = 0;
 
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 	old = iopt->allowed_itree;
 	iopt->allowed_itree = *allowed;
 	for (node = iopt_allowed_iter_first(iopt, 0, UINT64_MAX); node;
@@ -833,7 +853,7 @@ int iopt_set_allow_iova(struct io_pagetable *iopt,
 		iopt->allowed_itree = old;
 	else
 		*allowed = old;
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	return rc;
 }
 
@@ -907,9 +927,9 @@ static void iopt_remove_reserved_iova_locked(struct io_pagetable *iopt,
  */
 void iopt_remove_reserved_iova(struct io_pagetable *iopt, const void *owner)
 {
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 	iopt_remove_reserved_iova_locked(iopt, owner);
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 }
 
 /**
@@ -1108,7 +1128,7 @@ int iopt_table_add_domain(struct io_pagetable *iopt, struct iopt_domain *domain)
 	int rc;
 
 	iopt_rwlock_write(&iopt->domains_rwsem);
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 
 	for (i = 0; i != iopt->ndomains; i++) {
 		if (iopt->domains[i] == domain) {
@@ -1148,7 +1168,7 @@ int iopt_table_add_domain(struct io_pagetable *iopt, struct iopt_domain *domain)
 out_reserved:
 	iopt_remove_reserved_iova_locked(iopt, domain);
 out_unlock:
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	iopt_rwlock_unlock(&iopt->domains_rwsem);
 	return rc;
 }
@@ -1199,7 +1219,7 @@ void iopt_table_remove_domain(struct io_pagetable *iopt,
 	size_t i;
 
 	iopt_rwlock_write(&iopt->domains_rwsem);
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 
 	for (i = 0; i != iopt->ndomains; i++)
 		if (iopt->domains[i] == domain)
@@ -1214,7 +1234,7 @@ void iopt_table_remove_domain(struct io_pagetable *iopt,
 	/* shrinking cannot fail */
 	(void)iopt_calculate_iova_alignment(iopt);
 out_unlock:
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	iopt_rwlock_unlock(&iopt->domains_rwsem);
 }
 
@@ -1351,7 +1371,7 @@ int iopt_cut_iova(struct io_pagetable *iopt, const uint64_t *iovas, size_t n)
 	int rc = 0;
 	size_t i;
 
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 	for (i = 0; i != n; i++) {
 		struct iopt_area *area;
 
@@ -1362,7 +1382,7 @@ int iopt_cut_iova(struct io_pagetable *iopt, const uint64_t *iovas, size_t n)
 		if (rc)
 			break;
 	}
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	return rc;
 }
 
@@ -1374,11 +1394,11 @@ int iopt_cut_iova(struct io_pagetable *iopt, const uint64_t *iovas, size_t n)
 void iopt_enable_large_pages(struct io_pagetable *iopt)
 {
 	iopt_rwlock_write(&iopt->domains_rwsem);
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 	iopt->disable_large_pages = false;
 	/* lowering cannot fail */
 	(void)iopt_calculate_iova_alignment(iopt);
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	iopt_rwlock_unlock(&iopt->domains_rwsem);
 }
 
@@ -1398,7 +1418,7 @@ int iopt_disable_large_pages(struct io_pagetable *iopt)
 	int rc = 0;
 
 	iopt_rwlock_write(&iopt->domains_rwsem);
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 	if (iopt->disable_large_pages)
 		goto out_unlock;
 	if (iopt->ndomains && !iopt_itree_empty(&iopt->area_itree)) {
@@ -1412,7 +1432,7 @@ int iopt_disable_large_pages(struct io_pagetable *iopt)
 	if (rc)
 		iopt->disable_large_pages = false;
 out_unlock:
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	iopt_rwlock_unlock(&iopt->domains_rwsem);
 	return rc;
 }
@@ -1465,7 +1485,7 @@ int iopt_add_access(struct io_pagetable *iopt, void *access,
 	int rc;
 
 	iopt_rwlock_write(&iopt->domains_rwsem);
-	iopt_rwlock_write(&iopt->iova_rwsem);
+	iopt_iova_write_lock(iopt);
 	rc = iopt_access_alloc_id(iopt, &new_id);
 	if (rc)
 		goto out_unlock;
@@ -1478,8 +1498,12 @@ int iopt_add_access(struct io_pagetable *iopt, void *access,
 		goto out_unlock;
 	}
 	*id = (uint32_t)new_id;
+	/* from now on write sections keep its lock-free rw out */
+	if (!iopt_readers_enable())
+		atomic_fetch_add_explicit(&iopt->nr_fast_readers, 1,
+					  memory_order_relaxed);
 out_unlock:
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	iopt_rwlock_unlock(&iopt->domains_rwsem);
 	return rc;
 }
@@ -1493,10 +1517,15 @@ out_unlock:
 void iopt_remove_access(struct io_pagetable *iopt, uint32_t id)
 {
 	iopt_rwlock_write(&iopt->domains_rwsem);
-	iopt_rwlock_write(&iopt->iova_rwsem);
-	if (id < iopt->naccess_slots)
+	iopt_iova_write_lock(iopt);
+	if (id < iopt->naccess_slots) {
 		iopt->accesses[id] = (struct iopt_access_slot){ 0 };
+		/* the lock waited for its last lock-free rw (fast_iopt NULL) */
+		if (!iopt_readers_enable())
+			atomic_fetch_sub_explicit(&iopt->nr_fast_readers, 1,
+						  memory_order_relaxed);
+	}
 	(void)iopt_calculate_iova_alignment(iopt);
-	iopt_rwlock_unlock(&iopt->iova_rwsem);
+	iopt_iova_write_unlock(iopt);
 	iopt_rwlock_unlock(&iopt->domains_rwsem);
 }

@@ -35,6 +35,7 @@
 #ifndef IOPT_IO_PAGETABLE_H
 #define IOPT_IO_PAGETABLE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -166,6 +167,11 @@ struct iopt_access_slot {
  * @domains: (d) dense array of the attached domains, @ndomains long; the
  *	array itself has room for @domains_cap.
  * @accesses: (d) access slots, indexed by access id; @naccess_slots long.
+ * @nr_fast_readers: (i write) attached accesses that may read lock-free
+ *	(readers.h); while it is not 0, every iova_rwsem write section
+ *	excludes them first (iopt_iova_write_lock()).
+ * @fast_excluded: (a) set for the length of such a write section: a
+ *	lock-free reader that sees it takes the locked path.
  */
 struct io_pagetable {
 	struct iopt_rwlock domains_rwsem;
@@ -184,7 +190,19 @@ struct io_pagetable {
 
 	struct iopt_access_slot *accesses;
 	size_t naccess_slots;
+
+	atomic_uint nr_fast_readers;
+	atomic_bool fast_excluded;
 };
+
+/*
+ * iova_rwsem for writing, lock-free readers (readers.h) kept out for the
+ * whole section. Every write section that changes what they read (the area
+ * index, an area's node, pages, storage_domain or prevent_access) must use
+ * these, not iopt_rwlock_write().
+ */
+void iopt_iova_write_lock(struct io_pagetable *iopt);
+void iopt_iova_write_unlock(struct io_pagetable *iopt);
 
 /*
  * struct iopt_ioas - the public IOAS object (the kernel's iommufd_ioas).
@@ -278,16 +296,23 @@ IOPT_MAKE_ITER(reserved)
 
 /*
  * iopt_area_find() - the area holding @iova (published or not), or NULL.
- * Locking: iova_rwsem, shared.
+ * Locking: iova_rwsem, shared; or, for _lockless(), inside a lock-free
+ * reader's section (readers.h) that found iopt->fast_excluded clear.
  */
-static inline struct iopt_area *iopt_area_find(struct io_pagetable *iopt,
-					       uint64_t iova)
+static inline struct iopt_area *
+iopt_area_find_lockless(struct io_pagetable *iopt, uint64_t iova)
 {
 	struct iopt_itree_node *node;
 
-	iopt_assert_held(&iopt->iova_rwsem);
 	node = iopt_iova_index_lookup(&iopt->area_index, iova);
 	return node ? container_of(node, struct iopt_area, node) : NULL;
+}
+
+static inline struct iopt_area *iopt_area_find(struct io_pagetable *iopt,
+					       uint64_t iova)
+{
+	iopt_assert_held(&iopt->iova_rwsem);
+	return iopt_area_find_lockless(iopt, iova);
 }
 
 #define iopt_for_each_area(area, iopt, start, last)                            \

@@ -36,6 +36,7 @@
 #include "io_pagetable.h"
 #include "pages.h"
 #include "pin.h"
+#include "readers.h"
 
 #define PS IOPT_PAGE_SIZE
 #define BASE UINT64_C(0x100000)
@@ -1522,6 +1523,145 @@ static void access_race_unmap_pin(void **state)
 }
 
 /*
+ * Which rw calls take the lock-free path (readers.h): inside one area a
+ * storage domain holds, reads and writes; never across areas, without a
+ * domain, against the area's prot, or for an unknown flag, whose answers
+ * the locked path gives. Where lock-free reads cannot be enabled (valgrind),
+ * none is.
+ */
+static void access_rw_lockless_when(void **state)
+{
+#ifndef NDEBUG
+	unsigned long want = iopt_readers_enable() ? 0 : 1, before;
+	char tmp[16];
+	struct fx fx;
+
+	(void)state;
+	fx_init(&fx, 3);
+	assert_int_equal(iopt_access_attach(fx.drv.access, fx.ioas), 0);
+	map_at(fx.ioas, fx.buf, PS, BASE, RW_RW);
+	map_at(fx.ioas, fx.buf + PS, PS, BASE + PS, RW_RW);
+	map_at(fx.ioas, fx.buf + 2 * PS, PS, BASE + 2 * PS, RW_R);
+
+	/* no domain: the locked path's checked copy */
+	before = iopt_access_rw_lockless;
+	assert_int_equal(iopt_access_rw(fx.drv.access, BASE, tmp, 8, 0, NULL), 0);
+	assert_int_equal(iopt_access_rw_lockless, before);
+
+	fx_add_domain(&fx);
+	assert_int_equal(iopt_access_rw(fx.drv.access, BASE + 8, tmp, 8, 0,
+					NULL), 0);
+	assert_memory_equal(tmp, fx.buf + 8, 8);
+	assert_int_equal(iopt_access_rw_lockless, before + want);
+	memset(tmp, 0x5a, 4);
+	assert_int_equal(iopt_access_rw(fx.drv.access, BASE + PS + 3, tmp, 4,
+					IOPT_ACCESS_RW_WRITE, NULL), 0);
+	assert_memory_equal(fx.buf + PS + 3, tmp, 4);
+	assert_int_equal(iopt_access_rw_lockless, before + 2 * want);
+
+	/* across two areas, into a read-only one, an unknown flag: locked */
+	assert_int_equal(iopt_access_rw(fx.drv.access, BASE + PS - 4, tmp, 8, 0,
+					NULL), 0);
+	assert_memory_equal(tmp, fx.buf + PS - 4, 8);
+	REFUSED(fx, iopt_access_rw(fx.drv.access, BASE + 2 * PS, tmp, 1,
+				   IOPT_ACCESS_RW_WRITE, NULL), -EPERM);
+	REFUSED(fx, iopt_access_rw(fx.drv.access, BASE, tmp, 1, 1u << 4, NULL),
+		-EOPNOTSUPP);
+	assert_int_equal(iopt_access_rw_lockless, before + 2 * want);
+
+	/* detached, the IOAS is out of reach again */
+	iopt_access_detach(fx.drv.access);
+	REFUSED(fx, iopt_access_rw(fx.drv.access, BASE, tmp, 1, 0, NULL),
+		-ENOENT);
+	assert_int_equal(iopt_access_rw_lockless, before + 2 * want);
+	assert_int_equal(iopt_ioas_unmap_all(fx.ioas, NULL), 0);
+	fx_fini(&fx);
+#else
+	(void)state;
+	skip();
+#endif
+}
+
+/* Lock-free readers against unmap, remap and detach: what they saw. */
+struct rw_race {
+	struct fx *fx;
+	char *other;		/* the second buffer mapped at BASE */
+	atomic_bool stop;
+	atomic_ulong reads_ok;
+	atomic_ulong reads_refused;
+};
+
+/*
+ * Read 8 bytes at a varying offset of the four pages at BASE: each read
+ * gives the bytes of one of the two buffers the IOAS maps there in turn,
+ * or -ENOENT while they are unmapped; never anything else.
+ */
+static void *rw_race_reader(void *arg)
+{
+	struct rw_race *r = arg;
+	uint64_t n = 0;
+
+	while (!atomic_load(&r->stop)) {
+		uint64_t off = (n++ * 4104) % (4 * PS - 8);
+		char v[8];
+		int rc = iopt_access_rw(r->fx->drv.access, BASE + off, v, 8, 0,
+					NULL);
+
+		if (rc) {
+			assert_int_equal(rc, -ENOENT);
+			atomic_fetch_add(&r->reads_refused, 1);
+			continue;
+		}
+		assert_true(!memcmp(v, r->fx->buf + off, 8) ||
+			    !memcmp(v, r->other + off, 8));
+		atomic_fetch_add(&r->reads_ok, 1);
+	}
+	return NULL;
+}
+
+static void access_race_unmap_rw(void **state)
+{
+	unsigned int rounds = iopt_test_quick() ? 50 : 300, i;
+	struct rw_race r = { 0 };
+	pthread_t threads[2];
+	struct fx fx;
+
+	(void)state;
+	fx_init(&fx, 4);
+	fx_add_domain(&fx);
+	r.fx = &fx;
+	r.other = buf_alloc(4 * PS);
+	memset(r.other, 0x6b, 4 * PS);
+	assert_int_equal(iopt_access_attach(fx.drv.access, fx.ioas), 0);
+	map_at(fx.ioas, fx.buf, 4 * PS, BASE, RW_RW);
+	for (i = 0; i != 2; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL,
+						rw_race_reader, &r), 0);
+	for (i = 0; i != rounds; i++) {
+		(void)race_wait(&r.reads_ok, atomic_load(&r.reads_ok) + 1);
+		assert_int_equal(iopt_ioas_unmap(fx.ioas, BASE, 4 * PS, NULL), 0);
+		map_at(fx.ioas, i & 1 ? fx.buf : r.other, 4 * PS, BASE, RW_RW);
+		if (i % 16 == 15) {
+			/* no domain: the readers' locked path, then back */
+			iopt_ioas_detach_domain(fx.ioas, fx.domain);
+			(void)race_wait(&r.reads_ok, atomic_load(&r.reads_ok) + 1);
+			assert_int_equal(iopt_ioas_attach_domain(fx.ioas,
+								 fx.domain), 0);
+		}
+	}
+	atomic_store(&r.stop, true);
+	for (i = 0; i != 2; i++)
+		pthread_join(threads[i], NULL);
+	print_message("unmap/rw race: %u unmaps, %lu reads, %lu refused\n",
+		      rounds, atomic_load(&r.reads_ok),
+		      atomic_load(&r.reads_refused));
+	assert_true(atomic_load(&r.reads_ok) >= rounds);
+	assert_int_equal(iopt_ioas_unmap_all(fx.ioas, NULL), 0);
+	munmap(r.other, 4 * PS);
+	fx_fini(&fx);
+}
+
+/*
  * The device keeps one pin of both pages and reads through the IOAS until
  * the callback of a replace takes the pin away; then it pins again at once,
  * and is refused (-ENOENT) until the access is on the new IOAS.
@@ -1706,6 +1846,8 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(access_fail_nth),
 	cmocka_unit_test(access_pin_map_in_flight),
 	cmocka_unit_test(access_race_unmap_pin),
+	cmocka_unit_test(access_rw_lockless_when),
+	cmocka_unit_test(access_race_unmap_rw),
 	cmocka_unit_test(access_replace_while_pinned),
 	cmocka_unit_test(access_destroy_waits_for_callback),
 };
