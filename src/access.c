@@ -615,7 +615,10 @@ static inline void copy_bytes_small(char *mem, char *buf, uint64_t n,
  */
 static char *domain_host_byte(struct iopt_area *area, uint64_t iova)
 {
-	char *mem = (char *)area->pages->uptr + iopt_area_start_byte(area, iova);
+	char *mem = area->host + (iova - iopt_area_iova(area));
+
+	assert(mem == (char *)area->pages->uptr +
+			      iopt_area_start_byte(area, iova));
 
 	assert(iopt_phys_to_host(area->storage_domain->ops->iova_to_phys(
 		       area->storage_domain, iova)) == mem);

@@ -301,6 +301,8 @@ static int iopt_area_setup(struct io_pagetable *iopt, struct iopt_area *area,
 	area->pages_node.last = last_byte / IOPT_PAGE_SIZE;
 	if (area->pages_node.last >= pages->npages)
 		return -EOVERFLOW;
+	/* integer arithmetic: an unpinnable FILE range has a NULL uptr */
+	area->host = (char *)((uintptr_t)pages->uptr + (uintptr_t)start_byte);
 	return 0;
 }
 

@@ -79,6 +79,9 @@ struct iopt_pages;
  *	holds one reference on it.
  * @storage_domain: (p) the attached domain that holds this area's PFNs, NULL
  *	when the IOAS has no domain.
+ * @host: (c) where the area's first byte lives in this process: the pages'
+ *	uptr plus its start byte. Only meaningful while pinned; kept here so
+ *	a lock-free rw (access.c) reads the area and the bytes, not the pages.
  * @page_offset: (c) bytes into the first page where the area starts.
  * @iommu_prot: (c) IOPT_PROT_READ/WRITE/CACHE bits.
  * @prevent_access: (i) set by an unmap waiting for accesses to let go; new
@@ -92,6 +95,7 @@ struct iopt_area {
 	struct iopt_itree_node node;
 	struct iopt_pages *pages;
 	struct iopt_domain *storage_domain;
+	char *host;
 	uint16_t page_offset;
 	uint8_t iommu_prot;
 	bool prevent_access;
