@@ -218,6 +218,10 @@ IOPT_API void iopt_access_unpin_pages(struct iopt_access *access,
  * memory, through a temporary pin. No pin outlives the call. The memory
  * mapped must stay mapped while an area covers it (iopt/ioas.h); a pin does
  * not keep an unmapped page reachable (docs/access.md).
+ * Threads: any number may call it at once, on one access or many. A copy
+ * inside one area a domain holds takes no lock (docs/locking.md), so it
+ * must not be called from a signal handler that interrupted another call
+ * of this thread into the library.
  * Return: 0; -EOPNOTSUPP (unknown flag); -EINVAL (NULL, zero @length, an
  * area being unmapped); -EOVERFLOW; -ENOENT (not attached, or a gap: the
  * bytes before it are copied); -EPERM (a direction the area's prot forbids,
