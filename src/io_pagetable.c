@@ -1520,7 +1520,7 @@ void iopt_remove_access(struct io_pagetable *iopt, uint32_t id)
 {
 	iopt_rwlock_write(&iopt->domains_rwsem);
 	iopt_iova_write_lock(iopt);
-	if (id < iopt->naccess_slots) {
+	if (id < iopt->naccess_slots && iopt->accesses[id].access) {
 		iopt->accesses[id] = (struct iopt_access_slot){ 0 };
 		/* the lock waited for its last lock-free rw (fast_iopt NULL) */
 		if (!iopt_readers_enable())

@@ -41,15 +41,23 @@ static pthread_once_t enable_once = PTHREAD_ONCE_INIT;
 static pthread_key_t slot_key;
 
 _Thread_local struct iopt_reader_slot *iopt_reader_self;
-static _Thread_local bool self_refused;	/* every slot was taken */
+static _Thread_local bool self_refused;	/* no slot: every one taken, or exiting */
 
 static long membarrier(int cmd)
 {
 	return syscall(SYS_membarrier, cmd, 0, 0);
 }
 
+/*
+ * The key's destructor, on the exiting thread. Other destructors may still
+ * call into the library after it, so the thread forgets its slot (and locks
+ * from now on) before the slot can be claimed by another thread: two threads
+ * on one sequence would let a writer miss a reader, or wait forever.
+ */
 static void slot_release(void *slot)
 {
+	iopt_reader_self = NULL;
+	self_refused = true;
 	atomic_store_explicit(&((struct iopt_reader_slot *)slot)->used, false,
 			      memory_order_release);
 }

@@ -1582,6 +1582,67 @@ static void access_rw_lockless_when(void **state)
 #endif
 }
 
+/*
+ * A thread that reads from another thread-exit destructor after the
+ * library's own has run (its key is older, so it runs first) no longer has
+ * a reader slot: reads lock, never share a slot a new thread may claim.
+ */
+struct exit_rw {
+	struct fx *fx;
+	pthread_key_t key;
+	int rc;
+	unsigned long lockless;	/* lock-free reads in the destructor */
+};
+
+static void exit_rw_destructor(void *arg)
+{
+	struct exit_rw *x = arg;
+#ifndef NDEBUG
+	unsigned long before = iopt_access_rw_lockless;
+#endif
+	char v[8];
+
+	x->rc = iopt_access_rw(x->fx->drv.access, BASE, v, sizeof(v), 0, NULL);
+#ifndef NDEBUG
+	x->lockless = iopt_access_rw_lockless - before;
+#endif
+}
+
+static void *exit_rw_thread(void *arg)
+{
+	struct exit_rw *x = arg;
+	char v[8];
+
+	/* take a slot, then exit with the destructor still to run */
+	assert_int_equal(iopt_access_rw(x->fx->drv.access, BASE, v, 8, 0, NULL),
+			 0);
+	assert_int_equal(pthread_setspecific(x->key, x), 0);
+	return NULL;
+}
+
+static void access_rw_lockless_thread_exit(void **state)
+{
+	struct exit_rw x = { .rc = 1 };
+	pthread_t thread;
+	struct fx fx;
+
+	(void)state;
+	fx_init(&fx, 1);
+	fx_add_domain(&fx);
+	x.fx = &fx;
+	assert_int_equal(iopt_access_attach(fx.drv.access, fx.ioas), 0);
+	map_at(fx.ioas, fx.buf, PS, BASE, RW_RW);
+	/* the library's key exists (attach enabled readers): ours is newer */
+	assert_int_equal(pthread_key_create(&x.key, exit_rw_destructor), 0);
+	assert_int_equal(pthread_create(&thread, NULL, exit_rw_thread, &x), 0);
+	pthread_join(thread, NULL);
+	assert_int_equal(x.rc, 0);
+	assert_int_equal(x.lockless, 0);
+	pthread_key_delete(x.key);
+	assert_int_equal(iopt_ioas_unmap_all(fx.ioas, NULL), 0);
+	fx_fini(&fx);
+}
+
 /* Lock-free readers against unmap, remap and detach: what they saw. */
 struct rw_race {
 	struct fx *fx;
@@ -1847,6 +1908,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(access_pin_map_in_flight),
 	cmocka_unit_test(access_race_unmap_pin),
 	cmocka_unit_test(access_rw_lockless_when),
+	cmocka_unit_test(access_rw_lockless_thread_exit),
 	cmocka_unit_test(access_race_unmap_rw),
 	cmocka_unit_test(access_replace_while_pinned),
 	cmocka_unit_test(access_destroy_waits_for_callback),
