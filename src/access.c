@@ -571,20 +571,12 @@ _Thread_local unsigned long iopt_access_rw_lockless;
 #define rw_took_lockless() ((void)0)
 #endif
 
-static void copy_bytes(char *mem, char *buf, uint64_t n, unsigned int flags)
-{
-	if (flags & IOPT_ACCESS_RW_WRITE)
-		memcpy(mem, buf, n);
-	else
-		memcpy(buf, mem, n);
-}
-
 /*
  * Device registers and descriptor fields are 1, 2, 4 or 8 bytes: copied as
  * one move each instead of a call into memcpy's size dispatch.
  */
-static inline void copy_bytes_small(char *mem, char *buf, uint64_t n,
-				    unsigned int flags)
+static inline void copy_bytes(char *mem, char *buf, uint64_t n,
+			      unsigned int flags)
 {
 	char *dst = (flags & IOPT_ACCESS_RW_WRITE) ? mem : buf;
 	const char *src = (flags & IOPT_ACCESS_RW_WRITE) ? buf : mem;
@@ -730,7 +722,7 @@ static bool access_rw_lockless(struct iopt_access *access, uint64_t iova,
 		goto out;
 	rw_took(IOPT_ACCESS_TIER_DOMAIN);
 	rw_took_lockless();
-	copy_bytes_small(domain_host_byte(area, iova), buf, length, flags);
+	copy_bytes(domain_host_byte(area, iova), buf, length, flags);
 	done = true;
 out:
 	iopt_reader_end(slot);

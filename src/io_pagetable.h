@@ -201,9 +201,10 @@ struct io_pagetable {
 
 /*
  * iova_rwsem for writing, lock-free readers (readers.h) kept out for the
- * whole section. Every write section that changes what they read (the area
- * index, an area's node, pages, storage_domain or prevent_access) must use
- * these, not iopt_rwlock_write().
+ * whole section. Every write section of iova_rwsem takes it through these,
+ * not iopt_rwlock_write(), so no section that changes what those readers
+ * read (the area index, an area's node, pages, storage_domain or
+ * prevent_access) can be missed.
  */
 void iopt_iova_write_lock(struct io_pagetable *iopt);
 void iopt_iova_write_unlock(struct io_pagetable *iopt);

@@ -334,9 +334,9 @@ int iopt_ioas_reserve(struct iopt_ioas *ioas, uint64_t start, uint64_t last,
 
 	if (!ioas || !owner || start > last)
 		return ioas_trace("reserve", ioas, -EINVAL);
-	iopt_rwlock_write(&ioas->iopt.iova_rwsem);
+	iopt_iova_write_lock(&ioas->iopt);
 	rc = iopt_reserve_iova(&ioas->iopt, start, last, owner);
-	iopt_rwlock_unlock(&ioas->iopt.iova_rwsem);
+	iopt_iova_write_unlock(&ioas->iopt);
 	return ioas_trace("reserve", ioas, rc);
 }
 

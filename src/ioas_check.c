@@ -420,23 +420,12 @@ static int check_domain_holes(struct io_pagetable *iopt)
 	return check_hole(iopt, hole, UINT64_MAX);
 }
 
-/*
- * The bookkeeping of @pages, or an empty one for a pages object that pins
- * nothing (pages.h: it has none then). Only ever read.
- */
-static struct iopt_pages_pins *pins_of(struct iopt_pages *pages)
-{
-	static struct iopt_pages_pins no_pins;
-
-	return pages->pins ? pages->pins : &no_pins;
-}
-
 /* Is @area's pages_node linked in its pages' domains_itree? pages->mutex. */
 static bool area_in_domains_itree(struct iopt_area *area)
 {
 	struct iopt_itree_node *node;
 
-	iopt_itree_for_each(node, &pins_of(area->pages)->domains_itree,
+	iopt_itree_for_each(node, &iopt_pages_pins_view(area->pages)->domains_itree,
 			    area->pages_node.start, area->pages_node.last)
 		if (node == &area->pages_node)
 			return true;
@@ -571,7 +560,7 @@ static int check_store_run(struct iopt_pages *pages, uint64_t start,
 	uint64_t frame;
 
 	for (uint64_t i = start; i <= last; i++) {
-		if (!iopt_pfn_store_load(&pins_of(pages)->pinned_pfns, i,
+		if (!iopt_pfn_store_load(&iopt_pages_pins_view(pages)->pinned_pfns, i,
 					 &frame))
 			return broken(pages->ctx, "pages %p index %" PRIu64
 				      " pinned by an access, not in the store",
@@ -594,13 +583,11 @@ static int check_pages_locked(struct iopt_pages *pages)
 {
 	struct iopt_double_span_iter span;
 	struct iopt_itree_node *node;
-	struct iopt_pages_pins *pins = pins_of(pages);
+	struct iopt_pages_pins *pins = iopt_pages_pins_view(pages);
 	uint64_t covered = 0, accessed = 0;
 	int rc = 0;
 
-	if (pages->pins && !pins->npinned &&
-	    iopt_itree_empty(&pins->access_itree) &&
-	    iopt_itree_empty(&pins->domains_itree))
+	if (pages->pins && iopt_pages_pins_unused(pins))
 		return broken(pages->ctx, "pages %p: pins nothing but keeps "
 			      "its pin bookkeeping", (void *)pages);
 	if (iopt_itree_check(&pins->access_itree) ||
@@ -660,7 +647,7 @@ static uint64_t access_users(struct iopt_pages *pages)
 	struct iopt_itree_node *node;
 	uint64_t users = 0;
 
-	for (node = iopt_itree_first(&pins_of(pages)->access_itree); node;
+	for (node = iopt_itree_first(&iopt_pages_pins_view(pages)->access_itree); node;
 	     node = iopt_itree_next(node))
 		users += container_of(node, struct iopt_pages_access, node)->users;
 	return users;
@@ -685,8 +672,8 @@ static int check_ctx_sums(struct iopt_ctx *ctx,
 	for (size_t i = 0; i != set->n; i++) {
 		if (set->pages[i]->ctx != ctx)
 			continue;
-		pinned += pins_of(set->pages[i])->npinned;
-		charged += pins_of(set->pages[i])->last_npinned;
+		pinned += iopt_pages_pins_view(set->pages[i])->npinned;
+		charged += iopt_pages_pins_view(set->pages[i])->last_npinned;
 	}
 	iopt_ctx_read_stats(ctx, &st);
 	if (st.pages_pinned != pinned || st.pages_charged != charged)
@@ -730,8 +717,8 @@ static int collect_pinned_hosts(struct iopt_pages *pages, uintptr_t **hosts,
 {
 	struct iopt_double_span_iter span;
 
-	iopt_for_each_double_span(&span, &pins_of(pages)->access_itree,
-				  &pins_of(pages)->domains_itree, 0,
+	iopt_for_each_double_span(&span, &iopt_pages_pins_view(pages)->access_itree,
+				  &iopt_pages_pins_view(pages)->domains_itree, 0,
 				  pages->npages - 1) {
 		for (uint64_t i = span.start_used;
 		     span.is_used && i <= span.last_used; i++) {

@@ -818,21 +818,14 @@ void iopt_pages_lock(struct iopt_pages *pages)
 	iopt_small_mutex_lock(&pages->mutex);
 }
 
-static bool pins_idle(const struct iopt_pages_pins *pins)
-{
-	if (pins->npinned || !iopt_itree_empty(&pins->access_itree) ||
-	    !iopt_itree_empty(&pins->domains_itree))
-		return false;
-	/* no interval and no pin: nothing can be charged or stored */
-	assert(!pins->last_npinned && iopt_pfn_store_empty(&pins->pinned_pfns));
-	return true;
-}
-
 void iopt_pages_unlock(struct iopt_pages *pages)
 {
 	struct iopt_pages_pins *pins = pages->pins;
 
-	if (pins && pins_idle(pins)) {
+	if (pins && iopt_pages_pins_unused(pins)) {
+		/* no interval and no pin: nothing can be charged or stored */
+		assert(!pins->last_npinned &&
+		       iopt_pfn_store_empty(&pins->pinned_pfns));
 		iopt_pfn_store_destroy(&pins->pinned_pfns);
 		iopt_free(pins);
 		pages->pins = NULL;

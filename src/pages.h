@@ -185,6 +185,26 @@ void iopt_pages_unlock(struct iopt_pages *pages);
  */
 int iopt_pages_prepare_pins(struct iopt_pages *pages);
 
+/*
+ * The bookkeeping of @pages, or an empty one when it has none (it pins and
+ * covers nothing): for readers that treat both alike (checker, tests). The
+ * empty one is never written. pages->mutex held.
+ */
+static inline struct iopt_pages_pins *
+iopt_pages_pins_view(struct iopt_pages *pages)
+{
+	static struct iopt_pages_pins none;
+
+	return pages->pins ? pages->pins : &none;
+}
+
+/* Nothing pinned, no interval: the state in which @pins must be freed. */
+static inline bool iopt_pages_pins_unused(const struct iopt_pages_pins *pins)
+{
+	return !pins->npinned && iopt_itree_empty(&pins->access_itree) &&
+	       iopt_itree_empty(&pins->domains_itree);
+}
+
 /* Indexes pinned now; pages->mutex held, or the caller's own object. */
 static inline uint64_t iopt_pages_npinned(const struct iopt_pages *pages)
 {

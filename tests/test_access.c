@@ -275,6 +275,15 @@ static char *fx_init_split(struct fx *fx)
 	return other;
 }
 
+/* A domain holds the pages, the access is attached, BASE maps the buffer. */
+static void fx_init_attached(struct fx *fx, size_t npages)
+{
+	fx_init(fx, npages);
+	fx_add_domain(fx);
+	assert_int_equal(iopt_access_attach(fx->drv.access, fx->ioas), 0);
+	map_at(fx->ioas, fx->buf, npages * PS, BASE, RW_RW);
+}
+
 /* fx_init(), all of fx->buf mapped at BASE, and the driver attached. */
 static void fx_init_mapped(struct fx *fx, size_t npages)
 {
@@ -1496,12 +1505,9 @@ static void access_race_unmap_pin(void **state)
 	struct fx fx;
 
 	(void)state;
-	fx_init(&fx, 4);
 	/* a domain holds the pins, so access pins are cheap and frequent */
-	fx_add_domain(&fx);
+	fx_init_attached(&fx, 4);
 	r.fx = &fx;
-	assert_int_equal(iopt_access_attach(fx.drv.access, fx.ioas), 0);
-	map_at(fx.ioas, fx.buf, 4 * PS, BASE, RW_RW);
 	assert_int_equal(pthread_create(&thread, NULL, race_device, &r), 0);
 	for (i = 0; i != rounds; i++) {
 		/* the device pinned once more, so the unmap races it */
@@ -1591,6 +1597,7 @@ struct exit_rw {
 	struct fx *fx;
 	pthread_key_t key;
 	int rc;
+	unsigned long lockless_before;	/* lock-free reads before exit */
 	unsigned long lockless;	/* lock-free reads in the destructor */
 };
 
@@ -1616,6 +1623,9 @@ static void *exit_rw_thread(void *arg)
 	/* take a slot, then exit with the destructor still to run */
 	assert_int_equal(iopt_access_rw(x->fx->drv.access, BASE, v, 8, 0, NULL),
 			 0);
+#ifndef NDEBUG
+	x->lockless_before = iopt_access_rw_lockless;
+#endif
 	assert_int_equal(pthread_setspecific(x->key, x), 0);
 	return NULL;
 }
@@ -1627,16 +1637,17 @@ static void access_rw_lockless_thread_exit(void **state)
 	struct fx fx;
 
 	(void)state;
-	fx_init(&fx, 1);
-	fx_add_domain(&fx);
+	fx_init_attached(&fx, 1);
 	x.fx = &fx;
-	assert_int_equal(iopt_access_attach(fx.drv.access, fx.ioas), 0);
-	map_at(fx.ioas, fx.buf, PS, BASE, RW_RW);
 	/* the library's key exists (attach enabled readers): ours is newer */
 	assert_int_equal(pthread_key_create(&x.key, exit_rw_destructor), 0);
 	assert_int_equal(pthread_create(&thread, NULL, exit_rw_thread, &x), 0);
 	pthread_join(thread, NULL);
 	assert_int_equal(x.rc, 0);
+	/* the read before exit went lock-free, wherever that is enabled */
+#ifndef NDEBUG
+	assert_int_equal(x.lockless_before, iopt_readers_enable() ? 0 : 1);
+#endif
 	assert_int_equal(x.lockless, 0);
 	pthread_key_delete(x.key);
 	assert_int_equal(iopt_ioas_unmap_all(fx.ioas, NULL), 0);
@@ -1688,13 +1699,10 @@ static void access_race_unmap_rw(void **state)
 	struct fx fx;
 
 	(void)state;
-	fx_init(&fx, 4);
-	fx_add_domain(&fx);
+	fx_init_attached(&fx, 4);
 	r.fx = &fx;
 	r.other = buf_alloc(4 * PS);
 	memset(r.other, 0x6b, 4 * PS);
-	assert_int_equal(iopt_access_attach(fx.drv.access, fx.ioas), 0);
-	map_at(fx.ioas, fx.buf, 4 * PS, BASE, RW_RW);
 	for (i = 0; i != 2; i++)
 		assert_int_equal(pthread_create(&threads[i], NULL,
 						rw_race_reader, &r), 0);

@@ -73,14 +73,6 @@ static void fx_init(struct fx *fx, const struct iopt_ctx_options *opts,
 	fx->iopt.iova_alignment = 1;
 }
 
-/* The bookkeeping of @pages, or an empty one when it pins nothing. */
-static struct iopt_pages_pins *pins_of(struct iopt_pages *pages)
-{
-	static struct iopt_pages_pins no_pins;
-
-	return pages->pins ? pages->pins : &no_pins;
-}
-
 static void fx_destroy(struct fx *fx)
 {
 	struct iopt_ctx_stats st;
@@ -522,7 +514,7 @@ static void test_pages_file_contents(void **state)
 
 	iopt_area_remove_access(&area, 0, NPAGES - 1, false);
 	assert_int_equal(iopt_pages_npinned(pages), 0);
-	assert_true(iopt_pfn_store_empty(&pins_of(pages)->pinned_pfns));
+	assert_true(iopt_pfn_store_empty(&iopt_pages_pins_view(pages)->pinned_pfns));
 	iopt_put_pages(pages);
 	close(fd);
 	fx_destroy(&fx);
@@ -596,7 +588,7 @@ static void test_pages_file_truncate_then_pin_einval(void **state)
 	assert_int_equal(iopt_pages_npinned(pages), 0);
 	assert_int_equal(fx_charged(&fx), 0);
 	assert_null(area.storage_domain);
-	assert_true(iopt_itree_empty(&pins_of(pages)->domains_itree));
+	assert_true(iopt_itree_empty(&iopt_pages_pins_view(pages)->domains_itree));
 	check_domain_empty(fx.domains[0], 0x200000, 8 * PS);
 	assert_int_equal(nlocked(pages->uptr), 0);
 	/* The part still inside the file pins fine. */
@@ -709,7 +701,7 @@ static void limit_enomem(enum iopt_pin_backend backend)
 	check_domain_empty(fx.domains[0], 0x100000, (N + 1) * PS);
 	assert_int_equal(iopt_area_add_access(&abig, 0, N, NULL, NULL, 0, false),
 			 -ENOMEM);
-	assert_true(iopt_pfn_store_empty(&pins_of(big)->pinned_pfns));
+	assert_true(iopt_pfn_store_empty(&iopt_pages_pins_view(big)->pinned_pfns));
 	assert_int_equal(iopt_pages_npinned(big), 0);
 	assert_int_equal(fx_charged(&fx), 0);
 	assert_int_equal(nlocked(buf), 0);
@@ -780,7 +772,7 @@ static void test_pages_fill_one_and_two_domains(void **state)
 		area_init(&area, &fx.iopt, pages, 0x7000000, 3 * PS, 34 * PS);
 		assert_int_equal(fill_domains(&fx, &area), 0);
 		assert_ptr_equal(area.storage_domain, fx.domains[0]);
-		assert_false(iopt_itree_empty(&pins_of(pages)->domains_itree));
+		assert_false(iopt_itree_empty(&iopt_pages_pins_view(pages)->domains_itree));
 		assert_int_equal(iopt_pages_npinned(pages), 34);
 		assert_int_equal(fx_charged(&fx), 34);
 		assert_int_equal(nlocked(buf + 3 * PS), 1);	/* pinned once */
@@ -792,7 +784,7 @@ static void test_pages_fill_one_and_two_domains(void **state)
 
 		unfill_domains(&fx, &area);
 		assert_null(area.storage_domain);
-		assert_true(iopt_itree_empty(&pins_of(pages)->domains_itree));
+		assert_true(iopt_itree_empty(&iopt_pages_pins_view(pages)->domains_itree));
 		check_domain_empty(fx.domains[0], 0x7000000, 34 * PS);
 		check_domain_empty(fx.domains[nd - 1], 0x7000000, 34 * PS);
 		assert_int_equal(iopt_pages_npinned(pages), 0);
@@ -835,14 +827,14 @@ static void test_pages_access_and_domain_tiers(void **state)
 						      false), 0);
 		assert_int_equal(frames[12], frame_of(fx.buf + 20 * PS));
 		assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
-		assert_int_equal(pins_of(fx.pages)->pinned_pfns.count, 17);
+		assert_int_equal(iopt_pages_pins_view(fx.pages)->pinned_pfns.count, 17);
 		/* The exact same interval is shared. */
 		assert_int_equal(iopt_area_add_access(&fx.area, 8, 20, NULL, frames, 0,
 						      true), 0);
 		assert_int_equal(fx.area.num_accesses, 3);
 		assert_int_equal(fx.area.num_locks, 1);
 		iopt_area_remove_access(&fx.area, 8, 20, true);
-		assert_int_equal(pins_of(fx.pages)->pinned_pfns.count, 17);
+		assert_int_equal(iopt_pages_pins_view(fx.pages)->pinned_pfns.count, 17);
 
 		/* Domain goes; the accesses keep [4, 20] pinned. */
 		unfill_domains(&fx, &fx.area);
@@ -856,11 +848,11 @@ static void test_pages_access_and_domain_tiers(void **state)
 
 		iopt_area_remove_access(&fx.area, 4, 9, false);
 		assert_int_equal(iopt_pages_npinned(fx.pages), 13);
-		assert_int_equal(pins_of(fx.pages)->pinned_pfns.count, 13);
+		assert_int_equal(iopt_pages_pins_view(fx.pages)->pinned_pfns.count, 13);
 		iopt_area_remove_access(&fx.area, 8, 20, false);
 		assert_int_equal(iopt_pages_npinned(fx.pages), 0);
 		assert_int_equal(fx.area.num_accesses, 0);
-		assert_true(iopt_pfn_store_empty(&pins_of(fx.pages)->pinned_pfns));
+		assert_true(iopt_pfn_store_empty(&iopt_pages_pins_view(fx.pages)->pinned_pfns));
 		fx_destroy(&fx);
 	}
 }
@@ -1319,7 +1311,7 @@ static void test_pages_add_access_fail_nth(void **state)
 		assert_true(rc < 0);
 		assert_int_equal(iopt_pages_npinned(fx.pages), 111);
 		assert_int_equal(fx_charged(&fx), 111);
-		assert_int_equal(pins_of(fx.pages)->pinned_pfns.count, 11);
+		assert_int_equal(iopt_pages_pins_view(fx.pages)->pinned_pfns.count, 11);
 		assert_int_equal(fx.area.num_accesses, 1);
 		assert_int_equal(nlocked(fx.buf), 0);
 		assert_int_equal(nlocked(fx.buf + 150 * PS), 1);
@@ -1327,11 +1319,11 @@ static void test_pages_add_access_fail_nth(void **state)
 	}
 	assert_true(nth > 3);
 	assert_int_equal(iopt_pages_npinned(fx.pages), NPAGES);
-	assert_int_equal(pins_of(fx.pages)->pinned_pfns.count, NPAGES);
+	assert_int_equal(iopt_pages_pins_view(fx.pages)->pinned_pfns.count, NPAGES);
 	iopt_area_remove_access(&fx.area, 0, NPAGES - 1, false);
 	iopt_area_remove_access(&fx.area, 10, 20, false);
 	assert_int_equal(iopt_pages_npinned(fx.pages), 100);
-	assert_true(iopt_pfn_store_empty(&pins_of(fx.pages)->pinned_pfns));
+	assert_true(iopt_pfn_store_empty(&iopt_pages_pins_view(fx.pages)->pinned_pfns));
 	unfill_domains(&fx, &dom_area);
 	assert_int_equal(iopt_pages_npinned(fx.pages), 0);
 	fx_destroy(&fx);
@@ -1442,7 +1434,7 @@ static void test_pages_concurrent_accesses(void **state)
 		assert_int_equal(pthread_join(threads[i], NULL), 0);
 	assert_int_equal(atomic_load(&errors), 0);
 	assert_int_equal(iopt_pages_npinned(pages), 0);
-	assert_true(iopt_pfn_store_empty(&pins_of(pages)->pinned_pfns));
+	assert_true(iopt_pfn_store_empty(&iopt_pages_pins_view(pages)->pinned_pfns));
 	assert_int_equal(nlocked(buf), 0);
 	iopt_put_pages(pages);
 	munmap(buf, T_PAGES * PS);
@@ -1504,14 +1496,14 @@ static void r_check_obj(struct fx *fx, struct r_obj *o, const char *buf)
 
 		npinned += r_covered(o, index, false);
 		stored += in_store;
-		assert_int_equal(iopt_pfn_store_load(&pins_of(o->pages)->pinned_pfns, index,
+		assert_int_equal(iopt_pfn_store_load(&iopt_pages_pins_view(o->pages)->pinned_pfns, index,
 						     &frame), in_store);
 		if (in_store)
 			assert_int_equal(frame, frame_of(buf + (o->base + index) * PS));
 	}
 	assert_int_equal(iopt_pages_npinned(o->pages), npinned);
-	assert_int_equal(pins_of(o->pages)->last_npinned, npinned);
-	assert_int_equal(pins_of(o->pages)->pinned_pfns.count, stored);
+	assert_int_equal(iopt_pages_pins_view(o->pages)->last_npinned, npinned);
+	assert_int_equal(iopt_pages_pins_view(o->pages)->pinned_pfns.count, stored);
 	for (k = 0; k != R_AREAS; k++) {
 		for (d = 0; d != fx->iopt.ndomains; d++) {
 			if (o->filled[k])
