@@ -55,7 +55,7 @@ static bool slot_is_node(uintptr_t slot)
 
 static node_t *slot_node(uintptr_t slot)
 {
-	return (node_t *)(slot - IOPT_IOVA_INDEX_NODE);
+	return (node_t *)(slot & ~(uintptr_t)IOPT_IOVA_INDEX_TAGS);
 }
 
 static const struct iopt_itree_node *slot_item(uintptr_t slot)
@@ -63,9 +63,21 @@ static const struct iopt_itree_node *slot_item(uintptr_t slot)
 	return (const struct iopt_itree_node *)slot;
 }
 
+static unsigned int node_level(const node_t *node)
+{
+	return (unsigned int)(node->key & LEVEL_MASK);
+}
+
 static unsigned int node_shift(const node_t *node)
 {
-	return (unsigned int)(node->key & LEVEL_MASK) * IOPT_IOVA_INDEX_BITS;
+	return node_level(node) * IOPT_IOVA_INDEX_BITS;
+}
+
+/* The value of a slot of a node at level @owner (the root's: NR_LEVELS). */
+static uintptr_t node_slot(const node_t *node, unsigned int owner)
+{
+	return (uintptr_t)node | IOPT_IOVA_INDEX_NODE |
+	       (node_level(node) + 1 == owner ? IOPT_IOVA_INDEX_DIRECT : 0);
 }
 
 static uint64_t node_base(const node_t *node)
@@ -134,10 +146,11 @@ static void node_free(struct iopt_iova_index *idx, node_t *node)
 }
 
 static int slot_insert(struct iopt_iova_index *idx, uintptr_t *slot,
-		       uint64_t first, uint64_t final, uint64_t start,
-		       uint64_t last, uintptr_t item);
+		       unsigned int owner, uint64_t first, uint64_t final,
+		       uint64_t start, uint64_t last, uintptr_t item);
 static void slot_remove(struct iopt_iova_index *idx, uintptr_t *slot,
-			uint64_t start, uint64_t last, uintptr_t item);
+			unsigned int owner, uint64_t start, uint64_t last,
+			uintptr_t item);
 
 /*
  * Add (@add) or remove @item in every slot of @node that [start, last]
@@ -161,24 +174,26 @@ static int node_update(struct iopt_iova_index *idx, node_t *node,
 		if (start <= first && final <= last)
 			node->slots[i] = add ? item : 0;
 		else if (add)
-			rc = slot_insert(idx, &node->slots[i], first, final,
-					 IOPT_MAX(start, first),
+			rc = slot_insert(idx, &node->slots[i], node_level(node),
+					 first, final, IOPT_MAX(start, first),
 					 IOPT_MIN(last, final), item);
 		else
-			slot_remove(idx, &node->slots[i], IOPT_MAX(start, first),
-				    IOPT_MIN(last, final), item);
+			slot_remove(idx, &node->slots[i], node_level(node),
+				    IOPT_MAX(start, first), IOPT_MIN(last, final),
+				    item);
 	}
 	return rc;
 }
 
 /*
- * @slot covers [first, final], which [start, last] touches in part: @item
- * goes there alone if the block is free, into the child node if that spans
- * [start, last], else into a new node separating it from what was there.
+ * @slot, of a node at level @owner, covers [first, final], which [start,
+ * last] touches in part: @item goes there alone if the block is free, into
+ * the child node if that spans [start, last], else into a new node
+ * separating it from what was there.
  */
 static int slot_insert(struct iopt_iova_index *idx, uintptr_t *slot,
-		       uint64_t first, uint64_t final, uint64_t start,
-		       uint64_t last, uintptr_t item)
+		       unsigned int owner, uint64_t first, uint64_t final,
+		       uint64_t start, uint64_t last, uintptr_t item)
 {
 	uint64_t old_start, old_last;
 	node_t *node;
@@ -204,18 +219,20 @@ static int slot_insert(struct iopt_iova_index *idx, uintptr_t *slot,
 		return -ENOMEM;
 	if (slot_is_node(*slot))
 		node->slots[(old_start - node_base(node)) >> node_shift(node)] =
-			*slot;
+			node_slot(slot_node(*slot), node_level(node));
 	else	/* a fresh node has no slot taken: cannot fail */
 		(void)node_update(idx, node, old_start, old_last, *slot, true);
-	*slot = (uintptr_t)node | IOPT_IOVA_INDEX_NODE;
+	*slot = node_slot(node, owner);
 	return node_update(idx, node, start, last, item, true);
 }
 
 /*
  * A node left with fewer than two different values says no more than its
- * parent's slot can: free it and put that value (or 0) in @slot.
+ * parent's slot can: free it and put that value (or 0) in @slot, a slot of
+ * a node at level @owner.
  */
-static void slot_fold(struct iopt_iova_index *idx, uintptr_t *slot)
+static void slot_fold(struct iopt_iova_index *idx, uintptr_t *slot,
+		      unsigned int owner)
 {
 	node_t *node = slot_node(*slot);
 	uintptr_t only = 0;
@@ -229,12 +246,13 @@ static void slot_fold(struct iopt_iova_index *idx, uintptr_t *slot)
 		only = node->slots[i];
 	}
 	node_free(idx, node);
-	*slot = only;
+	*slot = slot_is_node(only) ? node_slot(slot_node(only), owner) : only;
 }
 
 /* A value other than @item or a node holding it: an aborted insert's. */
 static void slot_remove(struct iopt_iova_index *idx, uintptr_t *slot,
-			uint64_t start, uint64_t last, uintptr_t item)
+			unsigned int owner, uint64_t start, uint64_t last,
+			uintptr_t item)
 {
 	node_t *node;
 
@@ -249,7 +267,7 @@ static void slot_remove(struct iopt_iova_index *idx, uintptr_t *slot,
 		return;
 	(void)node_update(idx, node, IOPT_MAX(start, node_base(node)),
 			  IOPT_MIN(last, node_last(node)), item, false);
-	slot_fold(idx, slot);
+	slot_fold(idx, slot, owner);
 }
 
 int iopt_iova_index_insert(struct iopt_iova_index *idx,
@@ -257,10 +275,10 @@ int iopt_iova_index_insert(struct iopt_iova_index *idx,
 {
 	int rc;
 
-	rc = slot_insert(idx, &idx->root, 0, UINT64_MAX, item->start,
-			 item->last, (uintptr_t)item);
+	rc = slot_insert(idx, &idx->root, NR_LEVELS, 0, UINT64_MAX,
+			 item->start, item->last, (uintptr_t)item);
 	if (rc)
-		slot_remove(idx, &idx->root, item->start, item->last,
+		slot_remove(idx, &idx->root, NR_LEVELS, item->start, item->last,
 			    (uintptr_t)item);
 	else
 		idx->nr_items++;
@@ -270,7 +288,8 @@ int iopt_iova_index_insert(struct iopt_iova_index *idx,
 void iopt_iova_index_remove(struct iopt_iova_index *idx,
 			    struct iopt_itree_node *item)
 {
-	slot_remove(idx, &idx->root, item->start, item->last, (uintptr_t)item);
+	slot_remove(idx, &idx->root, NR_LEVELS, item->start, item->last,
+		    (uintptr_t)item);
 	idx->nr_items--;
 }
 
@@ -354,20 +373,24 @@ static bool slot_check_item(const node_t *node, unsigned int i)
 }
 
 /*
- * @node hangs in a slot covering [first, final]: it must lie inside it,
- * aligned, hold two different values in two slots (so its span is the
- * smallest block holding them), and so must its children.
+ * A node hangs in @slot, of a node at level @owner, covering [first, final]:
+ * the slot's tags must say so, the node must lie inside the block, aligned,
+ * hold two different values in two slots (so its span is the smallest block
+ * holding them), and so must its children.
  */
-static int node_check(const node_t *node, uint64_t first, uint64_t final,
-		      size_t *nr_nodes)
+static int node_check(uintptr_t parent_slot, unsigned int owner,
+		      uint64_t first, uint64_t final, size_t *nr_nodes)
 {
+	const node_t *node = slot_node(parent_slot);
 	uint64_t span = (uint64_t)IOPT_IOVA_INDEX_SLOTS << node_shift(node);
 	unsigned int i, used = 0;
 	uintptr_t one = 0;
 	bool two = false;
 
 	(*nr_nodes)++;
-	if (node_base(node) < first || node_last(node) > final ||
+	if (parent_slot != node_slot(node, owner) ||
+	    node_level(node) >= owner || node_base(node) < first ||
+	    node_last(node) > final ||
 	    (span && (node_base(node) & (span - 1))))
 		return -EINVAL;
 	for (i = 0; i != IOPT_IOVA_INDEX_SLOTS; i++) {
@@ -378,7 +401,7 @@ static int node_check(const node_t *node, uint64_t first, uint64_t final,
 		used++;
 		if (slot_is_node(slot) ?
 			    node_shift(node) == 0 ||
-				    node_check(slot_node(slot),
+				    node_check(slot, node_level(node),
 					       slot_first(node, i),
 					       slot_last(node, i), nr_nodes) :
 			    !slot_check_item(node, i))
@@ -394,7 +417,7 @@ int iopt_iova_index_check(const struct iopt_iova_index *idx)
 	size_t nr_nodes = 0;
 
 	if (slot_is_node(idx->root)) {
-		if (node_check(slot_node(idx->root), 0, UINT64_MAX, &nr_nodes))
+		if (node_check(idx->root, NR_LEVELS, 0, UINT64_MAX, &nr_nodes))
 			return -EINVAL;
 	} else if (idx->root & (sizeof(uint64_t) - 1)) {
 		return -EINVAL;

@@ -31,7 +31,8 @@
  *    touching the slot's block, a child node when two or more do.
  *
  * Cost: a lookup is one load per node on the path, at most 16 (3 for dense
- * 4 KiB areas below 4 GiB: their chain of single-child levels is skipped);
+ * 4 KiB areas below 4 GiB: their chain of single-child levels is skipped),
+ * plus the node's key where the path skips levels (IOPT_IOVA_INDEX_DIRECT);
  * insert and remove walk the same path plus, per node, the slots the
  * interval covers whole (at most 15 per side). Memory: 136 B per node, at
  * most one node per interval (each node separates two values).
@@ -57,6 +58,14 @@
 #define IOPT_IOVA_INDEX_TOP_SHIFT (64 - IOPT_IOVA_INDEX_BITS)
 /* tag bit of a slot holding a child node (nodes and intervals are 8-aligned) */
 #define IOPT_IOVA_INDEX_NODE 1u
+/*
+ * Beside it, in a slot holding a node one level below the slot's own node
+ * (a root slot: a node at level 15): a lookup then knows the child's level
+ * without loading its key, a dependent load saved per level of a dense
+ * index, most of all in its big bottom level.
+ */
+#define IOPT_IOVA_INDEX_DIRECT 2u
+#define IOPT_IOVA_INDEX_TAGS (IOPT_IOVA_INDEX_NODE | IOPT_IOVA_INDEX_DIRECT)
 
 /*
  * One node. @key is the first byte of its span (aligned to the span, so at
@@ -162,22 +171,27 @@ void iopt_iova_index_destroy(struct iopt_iova_index *idx);
 static inline struct iopt_itree_node *
 iopt_iova_index_lookup(const struct iopt_iova_index *idx, uint64_t iova)
 {
+	unsigned int shift = 64;	/* the root slot's block: all 2^64 */
 	uintptr_t slot = idx->root;
 	struct iopt_itree_node *item;
 
+	/*
+	 * No compare with a node's base: an IOVA outside a node's span but
+	 * inside its parent's slot is a hole (no interval holds it), so
+	 * whatever the walk finds there fails the bounds test at the end.
+	 */
 	while (slot & IOPT_IOVA_INDEX_NODE) {
 		const struct iopt_iova_index_node *node =
-			(const void *)(slot - IOPT_IOVA_INDEX_NODE);
-		unsigned int shift = (unsigned int)(node->key &
-					IOPT_IOVA_INDEX_LEVEL_MASK) *
-				     IOPT_IOVA_INDEX_BITS;
-		/* below the base it wraps, so both sides fail the test */
-		uint64_t i = (iova - (node->key & ~IOPT_IOVA_INDEX_LEVEL_MASK)) >>
-			     shift;
+			(const void *)(slot & ~(uintptr_t)IOPT_IOVA_INDEX_TAGS);
 
-		if (i >= IOPT_IOVA_INDEX_SLOTS)
-			return NULL;
-		slot = node->slots[i];
+		if (slot & IOPT_IOVA_INDEX_DIRECT)
+			shift -= IOPT_IOVA_INDEX_BITS;
+		else
+			shift = (unsigned int)(node->key &
+					       IOPT_IOVA_INDEX_LEVEL_MASK) *
+				IOPT_IOVA_INDEX_BITS;
+		slot = node->slots[(iova >> shift) &
+				   (IOPT_IOVA_INDEX_SLOTS - 1)];
 	}
 	item = (struct iopt_itree_node *)slot;
 	if (!item || iova < item->start || iova > item->last)

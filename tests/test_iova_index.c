@@ -316,6 +316,24 @@ static size_t dense_nodes(uint64_t first, uint64_t last)
 	return n;
 }
 
+/* A fresh index over @n 4 KiB areas from 16 MiB up; the caller frees them. */
+static struct iopt_itree_node *dense_run(struct iopt_iova_index *idx,
+					 unsigned int n)
+{
+	struct iopt_itree_node *items = calloc(n, sizeof(*items));
+	unsigned int i;
+
+	assert_non_null(items);
+	iopt_iova_index_init(idx);
+	for (i = 0; i != n; i++) {
+		items[i].start = 0x1000000 + (uint64_t)i * 4096;
+		items[i].last = items[i].start + 4095;
+		assert_int_equal(iopt_iova_index_insert(idx, &items[i]), 0);
+	}
+	assert_int_equal(iopt_iova_index_check(idx), 0);
+	return items;
+}
+
 /* Dense 4 KiB areas sit one per slot of the 4 KiB level: ~9 bytes each. */
 static void test_iova_index_dense_memory(void **state)
 {
@@ -325,15 +343,7 @@ static void test_iova_index_dense_memory(void **state)
 	unsigned int i;
 
 	(void)state;
-	items = calloc(n, sizeof(*items));
-	assert_non_null(items);
-	iopt_iova_index_init(&idx);
-	for (i = 0; i != n; i++) {
-		items[i].start = 0x1000000 + (uint64_t)i * 4096;
-		items[i].last = items[i].start + 4095;
-		assert_int_equal(iopt_iova_index_insert(&idx, &items[i]), 0);
-	}
-	assert_int_equal(iopt_iova_index_check(&idx), 0);
+	items = dense_run(&idx, n);
 	/* 256 + 16 + 1 nodes below 2^24, none above: the root points at 2^24's */
 	assert_int_equal(idx.nr_nodes,
 			 dense_nodes(items[0].start, items[n - 1].last));
@@ -349,6 +359,59 @@ static void test_iova_index_dense_memory(void **state)
 	free(items);
 }
 
+/*
+ * The DIRECT tag: a dense run below 2^24 hangs from the root across a
+ * compressed chain (root slot without the tag) while its level-3 nodes sit
+ * one level below their parents (tag set). A wrong tag in either direction
+ * fails the check, and lookups outside the compressed node's span, which
+ * the walk never compares with the node's base, find nothing.
+ */
+static void test_iova_index_direct_tag(void **state)
+{
+	const unsigned int n = 512;
+	struct iopt_itree_node *items;
+	struct iopt_iova_index_node *top, *mid, *leaf;
+	struct iopt_iova_index idx;
+	unsigned int i;
+
+	(void)state;
+	items = dense_run(&idx, n);
+	/*
+	 * 2 MiB of areas: from the root straight to a level-5 node (1 MiB
+	 * slots), over two level-4 nodes, over 32 level-3 nodes (4 KiB slots)
+	 */
+	assert_int_equal(idx.nr_nodes, 1 + 2 + 32);
+	assert_true(idx.root & IOPT_IOVA_INDEX_NODE);
+	assert_false(idx.root & IOPT_IOVA_INDEX_DIRECT);
+	top = (void *)(idx.root & ~(uintptr_t)IOPT_IOVA_INDEX_TAGS);
+	assert_true(top->slots[0] & IOPT_IOVA_INDEX_DIRECT);
+	assert_true(top->slots[1] & IOPT_IOVA_INDEX_DIRECT);
+	mid = (void *)(top->slots[1] & ~(uintptr_t)IOPT_IOVA_INDEX_TAGS);
+	assert_true(mid->slots[0] & IOPT_IOVA_INDEX_DIRECT);
+	leaf = (void *)(mid->slots[0] & ~(uintptr_t)IOPT_IOVA_INDEX_TAGS);
+	assert_ptr_equal((void *)leaf->slots[0], &items[256]);
+
+	top->slots[1] &= ~(uintptr_t)IOPT_IOVA_INDEX_DIRECT;
+	assert_int_equal(iopt_iova_index_check(&idx), -EINVAL);
+	top->slots[1] |= IOPT_IOVA_INDEX_DIRECT;
+	idx.root |= IOPT_IOVA_INDEX_DIRECT;
+	assert_int_equal(iopt_iova_index_check(&idx), -EINVAL);
+	idx.root &= ~(uintptr_t)IOPT_IOVA_INDEX_DIRECT;
+	assert_int_equal(iopt_iova_index_check(&idx), 0);
+
+	for (i = 0; i < n; i += 37) {
+		uint64_t off = items[i].start + 123;
+
+		assert_ptr_equal(iopt_iova_index_lookup(&idx, off), &items[i]);
+		/* same low bits, other blocks: the same slots, then the bounds */
+		assert_null(iopt_iova_index_lookup(&idx, off + 0x1000000));
+		assert_null(iopt_iova_index_lookup(&idx, off - 0x1000000));
+		assert_null(iopt_iova_index_lookup(&idx, off | (UINT64_C(1) << 63)));
+	}
+	iopt_iova_index_destroy(&idx);
+	free(items);
+}
+
 /* Node contents, with child nodes by content: equal for equal shapes. */
 static uint64_t digest_slot(uintptr_t slot)
 {
@@ -358,8 +421,8 @@ static uint64_t digest_slot(uintptr_t slot)
 
 	if (!(slot & IOPT_IOVA_INDEX_NODE))
 		return slot;
-	node = (const void *)(slot - IOPT_IOVA_INDEX_NODE);
-	h = (h ^ node->key) * 0x100000001b3ull;
+	node = (const void *)(slot & ~(uintptr_t)IOPT_IOVA_INDEX_TAGS);
+	h = (h ^ slot ^ node->key) * 0x100000001b3ull;
 	for (i = 0; i != IOPT_IOVA_INDEX_SLOTS; i++)
 		h = (h ^ digest_slot(node->slots[i])) * 0x100000001b3ull;
 	return h ^ 1;
@@ -498,6 +561,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_iova_index_bytes),
 	cmocka_unit_test(test_iova_index_edges),
 	cmocka_unit_test(test_iova_index_dense_memory),
+	cmocka_unit_test(test_iova_index_direct_tag),
 	cmocka_unit_test(test_iova_index_fail_nth),
 	cmocka_unit_test(test_iova_index_split),
 };
