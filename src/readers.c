@@ -40,7 +40,7 @@ static int enable_result;
 static pthread_once_t enable_once = PTHREAD_ONCE_INIT;
 static pthread_key_t slot_key;
 
-_Thread_local struct iopt_reader_slot *iopt_reader_self;
+_Thread_local struct iopt_reader_slot *iopt_reader_self IOPT_READER_TLS;
 static _Thread_local bool self_refused;	/* no slot: every one taken, or exiting */
 
 static long membarrier(int cmd)

@@ -53,8 +53,14 @@ struct iopt_reader_slot {
  */
 int iopt_readers_enable(void);
 
-/* The calling thread's slot once it has one (readers.c). */
-extern _Thread_local struct iopt_reader_slot *iopt_reader_self;
+/*
+ * The calling thread's slot once it has one (readers.c). initial-exec: one
+ * load from the thread pointer instead of a __tls_get_addr() call per read
+ * in PIC code; libiopt is linked into programs or preloaded, both of which
+ * get static TLS.
+ */
+#define IOPT_READER_TLS __attribute__((tls_model("initial-exec")))
+extern _Thread_local struct iopt_reader_slot *iopt_reader_self IOPT_READER_TLS;
 
 /* The first section of a thread: claim a slot, or NULL (none, or disabled). */
 struct iopt_reader_slot *iopt_reader_claim(void);
