@@ -90,6 +90,8 @@ struct iopt_access {
 extern _Thread_local unsigned int iopt_access_rw_tiers;
 /* Debug builds, for tests: this thread's rw calls served with no lock. */
 extern _Thread_local unsigned long iopt_access_rw_lockless;
+/* Debug builds, for tests: this thread's pins and unpins done with no lock. */
+extern _Thread_local unsigned long iopt_access_pin_lockless;
 #endif
 
 #endif /* IOPT_SRC_ACCESS_H */

@@ -51,9 +51,9 @@ struct iopt_rb_node {
 
 struct iopt_itree_node {
 	struct iopt_rb_node rb;	/* private: must stay the first member */
+	uint64_t subtree_last;	/* private: max of last over this subtree */
 	uint64_t start;		/* first index covered, set before insert */
 	uint64_t last;		/* last index covered (inclusive), >= start */
-	uint64_t subtree_last;	/* private: max of last over this subtree */
 };
 
 /* A zero-initialised root is an empty tree. */

@@ -508,6 +508,7 @@ int iopt_map_pages(struct io_pagetable *iopt, struct iopt_pages_list *list,
 	for (i = 0; i != list->n; i++) {
 		/* moves the pages reference from the list into the area */
 		list->elms[i].area->pages = list->elms[i].pages;
+		iopt_area_update_lockless(list->elms[i].area);
 	}
 	iopt_iova_write_unlock(iopt);
 	/* the elements hold nothing now */
@@ -730,6 +731,7 @@ again:
 		if (area->num_accesses) {
 			start = area_first;
 			area->prevent_access = true;
+			iopt_area_update_lockless(area);
 			iopt_iova_write_unlock(iopt);
 			iopt_rwlock_unlock(&iopt->domains_rwsem);
 
@@ -751,6 +753,7 @@ again:
 
 		pages = area->pages;
 		area->pages = NULL;
+		iopt_area_update_lockless(area);
 		iopt_iova_write_unlock(iopt);
 
 		iopt_area_unfill_domains(area, pages);
@@ -1006,6 +1009,7 @@ static void iopt_unfill_domain(struct io_pagetable *iopt,
 		}
 		iopt_itree_remove(&area->pages_node, &pages->pins->domains_itree);
 		area->storage_domain = NULL;
+		iopt_area_update_lockless(area);
 		iopt_area_unfill_domain(area, pages, domain);
 		iopt_pages_unlock(pages);
 	}
@@ -1040,6 +1044,7 @@ static int iopt_fill_domain(struct io_pagetable *iopt,
 		if (!area->storage_domain) {
 			/* the first domain: from now on it holds the pins */
 			area->storage_domain = domain;
+			iopt_area_update_lockless(area);
 			iopt_itree_insert(&area->pages_node,
 					  &pages->pins->domains_itree);
 		}
@@ -1343,6 +1348,8 @@ static int iopt_area_split(struct iopt_area *area, uint64_t iova)
 	/* lhs takes over the area's reference, rhs gets a new one */
 	lhs->pages = pages;
 	rhs->pages = pages;
+	iopt_area_update_lockless(lhs);
+	iopt_area_update_lockless(rhs);
 	iopt_pages_get(pages);
 	iopt_free(area);
 	iopt_pages_unlock(pages);

@@ -163,6 +163,17 @@ static bool domain_attached(struct io_pagetable *iopt,
 	return false;
 }
 
+/* The byte a lock-free rw trusts is what the fields it sums up say. */
+static int check_area_lockless(struct iopt_ctx *ctx, struct iopt_area *area)
+{
+	if (area->lockless_prot == iopt_area_lockless_prot(area))
+		return 0;
+	return broken(ctx, "area [0x%" PRIx64 ", 0x%" PRIx64 "] lets lock-free "
+		      "rw use prot 0x%x, not 0x%x", iopt_area_iova(area),
+		      iopt_area_last_iova(area), area->lockless_prot,
+		      iopt_area_lockless_prot(area));
+}
+
 /* One area against the layout rules; *@next_free is where it may start. */
 static int check_area_layout(struct io_pagetable *iopt, struct iopt_area *area,
 			     uint64_t *next_free)
@@ -206,7 +217,7 @@ static int check_area_layout(struct io_pagetable *iopt, struct iopt_area *area,
 	 * pages->mutex alone: only a published one's is stable here.
 	 */
 	if (!area->pages)
-		return 0;
+		return check_area_lockless(ctx, area);
 	if (!area->storage_domain != !iopt->ndomains)
 		return broken(ctx, "area [0x%" PRIx64 ", 0x%" PRIx64
 			      "] storage domain %p with %zu domains", first,
@@ -215,7 +226,7 @@ static int check_area_layout(struct io_pagetable *iopt, struct iopt_area *area,
 	if (area->storage_domain && !domain_attached(iopt, area->storage_domain))
 		return broken(ctx, "area [0x%" PRIx64 ", 0x%" PRIx64
 			      "] stored in a detached domain", first, last);
-	return 0;
+	return check_area_lockless(ctx, area);
 }
 
 /*

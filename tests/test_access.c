@@ -1529,6 +1529,71 @@ static void access_race_unmap_pin(void **state)
 }
 
 /*
+ * The lock-free cases' layout: an attached access over three one-page
+ * areas, the last read-only.
+ */
+static void fx_three_areas(struct fx *fx)
+{
+	fx_init(fx, 3);
+	assert_int_equal(iopt_access_attach(fx->drv.access, fx->ioas), 0);
+	map_at(fx->ioas, fx->buf, PS, BASE, RW_RW);
+	map_at(fx->ioas, fx->buf + PS, PS, BASE + PS, RW_RW);
+	map_at(fx->ioas, fx->buf + 2 * PS, PS, BASE + 2 * PS, RW_R);
+}
+
+/*
+ * Which pins and unpins take the lock-free path: inside one published area,
+ * with or without a domain; never across areas, against the area's prot,
+ * for a pin that does not match, or detached, whose answers (and log lines)
+ * the locked path gives. The pins' effect is the same either way.
+ */
+static void access_pin_lockless_when(void **state)
+{
+#ifndef NDEBUG
+	unsigned long want = iopt_readers_enable() ? 0 : 1, before;
+	void *pages[2] = { NULL, NULL };
+	struct fx fx;
+
+	(void)state;
+	fx_three_areas(&fx);
+
+	before = iopt_access_pin_lockless;
+	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE + PS, PS,
+					       pages, NULL, 0), 0);
+	assert_ptr_equal(pages[0], fx.buf + PS);
+	assert_int_equal(area_accesses(fx.ioas, BASE + PS), 1);
+	iopt_access_unpin_pages(fx.drv.access, BASE + PS, PS);
+	assert_int_equal(area_accesses(fx.ioas, BASE + PS), 0);
+	assert_int_equal(iopt_access_pin_lockless, before + 2 * want);
+
+	/* across two areas: locked, both ways */
+	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE, 2 * PS,
+					       pages, NULL, 0), 0);
+	assert_ptr_equal(pages[1], fx.buf + PS);
+	iopt_access_unpin_pages(fx.drv.access, BASE, 2 * PS);
+	assert_int_equal(area_accesses(fx.ioas, BASE), 0);
+	assert_int_equal(iopt_access_pin_lockless, before + 2 * want);
+
+	/* a write pin of a read-only area, an unpin that matches nothing */
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE + 2 * PS, PS,
+					  pages, NULL, IOPT_ACCESS_RW_WRITE),
+		-EPERM);
+	LOGGED(fx, iopt_access_unpin_pages(fx.drv.access, BASE + 2 * PS, PS));
+	assert_int_equal(iopt_access_pin_lockless, before + 2 * want);
+
+	iopt_access_detach(fx.drv.access);
+	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE, PS, pages, NULL,
+					  0), -ENOENT);
+	assert_int_equal(iopt_access_pin_lockless, before + 2 * want);
+	assert_int_equal(iopt_ioas_unmap_all(fx.ioas, NULL), 0);
+	fx_fini(&fx);
+#else
+	(void)state;
+	skip();
+#endif
+}
+
+/*
  * Which rw calls take the lock-free path (readers.h): inside one area a
  * storage domain holds, reads and writes; never across areas, without a
  * domain, against the area's prot, or for an unknown flag, whose answers
@@ -1543,11 +1608,7 @@ static void access_rw_lockless_when(void **state)
 	struct fx fx;
 
 	(void)state;
-	fx_init(&fx, 3);
-	assert_int_equal(iopt_access_attach(fx.drv.access, fx.ioas), 0);
-	map_at(fx.ioas, fx.buf, PS, BASE, RW_RW);
-	map_at(fx.ioas, fx.buf + PS, PS, BASE + PS, RW_RW);
-	map_at(fx.ioas, fx.buf + 2 * PS, PS, BASE + 2 * PS, RW_R);
+	fx_three_areas(&fx);
 
 	/* no domain: the locked path's checked copy */
 	before = iopt_access_rw_lockless;
@@ -1915,6 +1976,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(access_fail_nth),
 	cmocka_unit_test(access_pin_map_in_flight),
 	cmocka_unit_test(access_race_unmap_pin),
+	cmocka_unit_test(access_pin_lockless_when),
 	cmocka_unit_test(access_rw_lockless_when),
 	cmocka_unit_test(access_rw_lockless_thread_exit),
 	cmocka_unit_test(access_race_unmap_rw),

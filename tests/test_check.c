@@ -254,6 +254,26 @@ static void area_storage_domain(void **state)
 	assert_int_equal(check_all(f), 0);
 }
 
+/*
+ * The prot a lock-free rw trusts: more than the area allows, or write left
+ * on while the area is being unmapped, is caught.
+ */
+static void area_lockless_prot(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_area *area = area_at(f->a, IOVA);
+	uint8_t prot = area->lockless_prot;
+
+	assert_int_equal(prot, area->iommu_prot);
+	area->lockless_prot = 0;
+	assert_broken(f, "lock-free rw use prot 0x0");
+	area->lockless_prot = prot;
+	area->prevent_access = true;
+	assert_broken(f, "lets lock-free rw use prot");
+	area->prevent_access = false;
+	assert_int_equal(check_all(f), 0);
+}
+
 /* An area in a domain whose pages_node left its pages' domains_itree. */
 static void area_domains_itree(void **state)
 {
@@ -537,6 +557,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(area_index_matches, setup, teardown),
 	cmocka_unit_test_setup_teardown(area_outside_aperture, setup, teardown),
 	cmocka_unit_test_setup_teardown(area_storage_domain, setup, teardown),
+	cmocka_unit_test_setup_teardown(area_lockless_prot, setup, teardown),
 	cmocka_unit_test_setup_teardown(area_domains_itree, setup, teardown),
 	cmocka_unit_test_setup_teardown(area_in_reservation, setup, teardown),
 	cmocka_unit_test_setup_teardown(registry_sum, setup, teardown),
