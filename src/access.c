@@ -57,6 +57,12 @@ _Static_assert(IOPT_ACCESS_PAGE_SIZE == IOPT_PAGE_SIZE,
 
 /* Pins of up to this many pages need no heap for the frames (fast path). */
 #define ACCESS_STACK_FRAMES	16
+/*
+ * Pins of up to this many pages may run in a lock-free section. A writer
+ * spins while a section lasts, and a pin of memory no domain holds faults
+ * in and mlocks inside it: bounded, that is a few microseconds.
+ */
+#define ACCESS_LOCKLESS_PAGES	ACCESS_STACK_FRAMES
 
 /* ---- what io_pagetable calls (struct iopt_access_ops) ---- */
 
@@ -195,8 +201,16 @@ static int access_change_ioas_locked(struct iopt_access *access,
 		return 0;
 
 	access->ioas = NULL;
-	/* lock-free rw stops here; iopt_remove_access() waits for it */
+	/*
+	 * Lock-free pins and rw stop here, and those already in a section
+	 * finish before the driver hears of the change, as a locked one
+	 * (holding ioas_lock) would: a pin must not land in the old IOAS after
+	 * the callback, where the driver could not know of it. They take no
+	 * ioas_lock, so waiting for them with it held is safe.
+	 */
 	atomic_store_explicit(&access->fast_iopt, NULL, memory_order_relaxed);
+	if (cur_ioas)
+		iopt_readers_synchronize();
 	if (new_ioas) {
 		rc = iopt_add_access(&new_ioas->iopt, access,
 				     access_has_callback(access) ?
@@ -316,9 +330,10 @@ _Thread_local unsigned long iopt_access_pin_lockless;
  * Enter a lock-free reader section (readers.h) on the IOAS that @access pins
  * and rw use, in place of ioas_lock and iova_rwsem (read). A writer on that
  * IOAS waits for the section as for the read side, and a replace or detach
- * stops publishing fast_iopt before it moves the access, so inside the
- * section the areas found stay published and unsplit, and the access stays
- * on that IOAS, as under the two locks.
+ * stops publishing fast_iopt and waits for the sections before it moves the
+ * access or calls its driver, so inside the section the areas found stay
+ * published and unsplit, and the access stays on that IOAS, as under the
+ * two locks.
  * Return: the io_pagetable, with *@slot to end the section; NULL, with no
  * section, when there is none to use (valgrind, no slot free, a writer at
  * work, a change of IOAS in flight, not attached).
@@ -514,7 +529,8 @@ static bool access_pin_lockless(struct iopt_access *access, uint64_t iova,
 	bool taken;
 
 	if (!access || access->iova_alignment != IOPT_PAGE_SIZE ||
-	    (flags & ~ACCESS_RW_FLAGS) || check_range(iova, length, &last_iova))
+	    (flags & ~ACCESS_RW_FLAGS) || check_range(iova, length, &last_iova) ||
+	    length > ACCESS_LOCKLESS_PAGES * IOPT_PAGE_SIZE)
 		return false;
 	iopt = access_lockless_begin(access, &slot);
 	if (!iopt)
@@ -617,7 +633,8 @@ static bool access_unpin_all_or_nothing(struct iopt_access *access,
 }
 
 /*
- * An unpin inside one area, in a lock-free section. A replace in flight
+ * A small unpin inside one area, in a lock-free section (the last unpin of
+ * memory no domain holds munlocks it there). A replace in flight
  * (when unpins go to ioas_unpin) has no fast_iopt, so this never sees it.
  * Return: whether the pin was found and released; false changes nothing and
  * leaves the call to the locked path.
@@ -630,6 +647,8 @@ static bool access_unpin_lockless(struct iopt_access *access, uint64_t iova,
 	struct iopt_area *area;
 	bool released;
 
+	if (last_iova - iova >= ACCESS_LOCKLESS_PAGES * IOPT_PAGE_SIZE)
+		return false;
 	iopt = access_lockless_begin(access, &slot);
 	if (!iopt)
 		return false;

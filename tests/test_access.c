@@ -1542,10 +1542,11 @@ static void fx_three_areas(struct fx *fx)
 }
 
 /*
- * Which pins and unpins take the lock-free path: inside one published area,
- * with or without a domain; never across areas, against the area's prot,
- * for a pin that does not match, or detached, whose answers (and log lines)
- * the locked path gives. The pins' effect is the same either way.
+ * Which pins and unpins take the lock-free path: up to 16 pages inside one
+ * published area, with or without a domain; never across areas, against
+ * the area's prot, for a pin that does not match, for more pages, or
+ * detached, whose answers (and log lines) the locked path gives. The pins'
+ * effect is the same either way.
  */
 static void access_pin_lockless_when(void **state)
 {
@@ -1553,6 +1554,7 @@ static void access_pin_lockless_when(void **state)
 	unsigned long want = iopt_readers_enable() ? 0 : 1, before;
 	void *pages[2] = { NULL, NULL };
 	struct fx fx;
+	char *big;
 
 	(void)state;
 	fx_three_areas(&fx);
@@ -1581,12 +1583,23 @@ static void access_pin_lockless_when(void **state)
 	LOGGED(fx, iopt_access_unpin_pages(fx.drv.access, BASE + 2 * PS, PS));
 	assert_int_equal(iopt_access_pin_lockless, before + 2 * want);
 
+	/* more than 16 pages inside one area: locked, both ways */
+	big = buf_alloc(17 * PS);
+	map_at(fx.ioas, big, 17 * PS, BASE + 16 * PS, RW_RW);
+	assert_int_equal(iopt_access_pin_pages(fx.drv.access, BASE + 16 * PS,
+					       17 * PS, NULL, NULL, 0), 0);
+	assert_int_equal(area_accesses(fx.ioas, BASE + 16 * PS), 1);
+	iopt_access_unpin_pages(fx.drv.access, BASE + 16 * PS, 17 * PS);
+	assert_int_equal(area_accesses(fx.ioas, BASE + 16 * PS), 0);
+	assert_int_equal(iopt_access_pin_lockless, before + 2 * want);
+
 	iopt_access_detach(fx.drv.access);
 	REFUSED(fx, iopt_access_pin_pages(fx.drv.access, BASE, PS, pages, NULL,
 					  0), -ENOENT);
 	assert_int_equal(iopt_access_pin_lockless, before + 2 * want);
 	assert_int_equal(iopt_ioas_unmap_all(fx.ioas, NULL), 0);
 	fx_fini(&fx);
+	munmap(big, 17 * PS);
 #else
 	(void)state;
 	skip();
@@ -1827,6 +1840,86 @@ static void *replace_device(void *arg)
 	return NULL;
 }
 
+/* A pin of BASE made with no driver lock, and when it returned. */
+struct unlocked_pin {
+	struct fx *fx;
+	atomic_bool callback_started;
+	bool returned_after_callback;
+	int rc;
+};
+
+static void *unlocked_pin_thread(void *arg)
+{
+	struct unlocked_pin *u = arg;
+	void *page;
+
+	u->rc = iopt_access_pin_pages(u->fx->drv.access, BASE, PS, &page, NULL,
+				      0);
+	u->returned_after_callback = atomic_load(&u->callback_started);
+	return NULL;
+}
+
+static void *detach_thread(void *arg)
+{
+	iopt_access_detach(arg);
+	return NULL;
+}
+
+/* The callback: a while after it is called, it lets go of BASE's pin. */
+static void unpin_unlocked(struct drv *d, uint64_t iova, uint64_t length)
+{
+	struct unlocked_pin *u = d->priv;
+
+	(void)iova;
+	(void)length;
+	usleep(20 * 1000);
+	atomic_store(&u->callback_started, true);
+	iopt_access_unpin_pages(d->access, BASE, PS);
+}
+
+/*
+ * A pin in flight when a detach starts either lands before the driver's
+ * callback is called or fails: it never lands after, where the driver
+ * cannot know of it. The pin is held up inside its section (by the pages
+ * mutex, here taken by the test; any holder of it would do) while the
+ * detach runs: a lock-free pin used to land after the callback and stay
+ * pinned in the old IOAS (unmap then -EDEADLOCK), as a locked one, which
+ * holds ioas_lock, cannot.
+ */
+static void access_detach_meets_pin_in_flight(void **state)
+{
+	struct unlocked_pin u = { .rc = 1 };
+	struct iopt_pages *pages;
+	pthread_t pin, detach;
+	unsigned int waited;
+	struct fx fx;
+
+	(void)state;
+	fx_init_mapped(&fx, 1);
+	u.fx = &fx;
+	fx.drv.priv = &u;
+	fx.drv.during = unpin_unlocked;
+	pages = area_at(fx.ioas, BASE)->pages;
+	iopt_pages_lock(pages);
+	assert_int_equal(pthread_create(&pin, NULL, unlocked_pin_thread, &u), 0);
+	usleep(50 * 1000);
+	assert_int_equal(pthread_create(&detach, NULL, detach_thread,
+					fx.drv.access), 0);
+	/* a detach that does not wait for the pin calls back meanwhile */
+	for (waited = 0; waited != 300 && !atomic_load(&u.callback_started);
+	     waited++)
+		usleep(1000);
+	iopt_pages_unlock(pages);
+	assert_int_equal(pthread_join(pin, NULL), 0);
+	assert_int_equal(pthread_join(detach, NULL), 0);
+
+	assert_false(u.rc == 0 && u.returned_after_callback);
+	assert_true(u.rc == 0 || u.rc == -ENOENT);
+	assert_int_equal(area_accesses(fx.ioas, BASE), 0);
+	assert_int_equal(iopt_ioas_unmap_all(fx.ioas, NULL), 0);
+	fx_fini(&fx);
+}
+
 /*
  * Runs in the replace's callback, after the driver unpinned: hold the
  * replace in its window until the device has tried to pin there and been
@@ -1982,6 +2075,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(access_race_unmap_rw),
 	cmocka_unit_test(access_replace_while_pinned),
 	cmocka_unit_test(access_destroy_waits_for_callback),
+	cmocka_unit_test(access_detach_meets_pin_in_flight),
 };
 
 IOPT_TEST_MAIN(tests)

@@ -164,7 +164,8 @@ IOPT_API void iopt_ctx_read_stats(struct iopt_ctx *ctx,
  * @fn: called synchronously from the refusing call, on the thread that made
  *	it (so concurrently when several threads use the context: @fn must be
  *	thread-safe), or NULL to stop (the default; no message is even
- *	formatted then).
+ *	formatted then). It may run with library locks held, or inside an
+ *	access's lock-free section: it must not call into libiopt.
  * @data: passed to @fn; borrowed.
  *
  * Locking: must not race with other calls on @ctx.
