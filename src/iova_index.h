@@ -15,7 +15,8 @@
  *    block; it may cover all of it or a part (the lookup compares the bounds);
  *  - a child node (tag bit 0 set): two or more intervals touch the block,
  *    all of them inside the child's span (an IOVA in the block but outside
- *    that span is a hole).
+ *    that span is a hole); tag bit 1 (IOPT_IOVA_INDEX_DIRECT) is set too
+ *    when the child is exactly one level below the slot's node.
  * An interval is therefore stored at the highest level where it is alone,
  * like a superpage: a 4 KiB aligned area among dense neighbours is one slot
  * of a level-3 node, a lone area sits in the root slot itself, and
@@ -28,7 +29,8 @@
  *    them (a node that would not is folded into its parent's slot), so the
  *    shape is a function of the set of intervals alone;
  *  - a slot holds an interval exactly when that interval is the only one
- *    touching the slot's block, a child node when two or more do.
+ *    touching the slot's block, a child node when two or more do;
+ *  - a slot's DIRECT tag says exactly whether its child is one level down.
  *
  * Cost: a lookup is one load per node on the path, at most 16 (3 for dense
  * 4 KiB areas below 4 GiB: their chain of single-child levels is skipped),

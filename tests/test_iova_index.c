@@ -360,6 +360,39 @@ static void test_iova_index_dense_memory(void **state)
 }
 
 /*
+ * The tag follows a node that moves: a level-3 node hung from the root (not
+ * DIRECT) becomes DIRECT when a level-4 node is inserted between them, and
+ * loses the tag again when removing the third interval folds that node away.
+ */
+static void direct_tag_moves(void)
+{
+	struct iopt_itree_node a = { .start = 0x1000, .last = 0x1fff };
+	struct iopt_itree_node b = { .start = 0x2000, .last = 0x2fff };
+	struct iopt_itree_node c = { .start = 0x20000, .last = 0x20fff };
+	struct iopt_iova_index_node *top;
+	struct iopt_iova_index idx;
+
+	iopt_iova_index_init(&idx);
+	assert_int_equal(iopt_iova_index_insert(&idx, &a), 0);
+	assert_int_equal(iopt_iova_index_insert(&idx, &b), 0);
+	assert_int_equal(idx.root & IOPT_IOVA_INDEX_TAGS, IOPT_IOVA_INDEX_NODE);
+	assert_int_equal(iopt_iova_index_insert(&idx, &c), 0);
+	assert_int_equal(iopt_iova_index_check(&idx), 0);
+	top = (void *)(idx.root & ~(uintptr_t)IOPT_IOVA_INDEX_TAGS);
+	assert_int_equal(top->slots[0] & IOPT_IOVA_INDEX_TAGS,
+			 IOPT_IOVA_INDEX_TAGS);
+	assert_ptr_equal((void *)top->slots[2], &c);
+	assert_ptr_equal(iopt_iova_index_lookup(&idx, 0x2123), &b);
+	iopt_iova_index_remove(&idx, &c);
+	assert_int_equal(iopt_iova_index_check(&idx), 0);
+	assert_int_equal(idx.nr_nodes, 1);
+	assert_int_equal(idx.root & IOPT_IOVA_INDEX_TAGS, IOPT_IOVA_INDEX_NODE);
+	assert_ptr_equal(iopt_iova_index_lookup(&idx, 0x1123), &a);
+	assert_null(iopt_iova_index_lookup(&idx, 0x20123));
+	iopt_iova_index_destroy(&idx);
+}
+
+/*
  * The DIRECT tag: a dense run below 2^24 hangs from the root across a
  * compressed chain (root slot without the tag) while its level-3 nodes sit
  * one level below their parents (tag set). A wrong tag in either direction
@@ -410,6 +443,7 @@ static void test_iova_index_direct_tag(void **state)
 	}
 	iopt_iova_index_destroy(&idx);
 	free(items);
+	direct_tag_moves();
 }
 
 /* Node contents, with child nodes by content: equal for equal shapes. */
