@@ -20,6 +20,8 @@
  *     layout; and all of it again with every read's IOVA computed from the
  *     value read before, which gives the latency of one read rather than
  *     the throughput of overlapping ones.
+ *  4. map + unmap of one 4 KiB area with the access attached, what writers
+ *     pay for lock-free readers. Baseline: the same with none attached.
  *
  * Each figure and its baseline (and the lookup alone) run in ROUNDS
  * interleaved rounds, each round starting with another loop, and the median
@@ -476,8 +478,8 @@ static void bench_random_reads(struct env *e, unsigned int nareas)
 
 /*
  * 4. What writers pay for lock-free readers: with an access attached, every
- * iova_rwsem write section (a map has one, an unmap one) first excludes
- * readers with an expedited membarrier. The buffer stays mapped at
+ * iova_rwsem write section (a map has two, an unmap of one area three)
+ * first excludes readers with an expedited membarrier. The buffer stays mapped at
  * BASE_IOVA, so the map pins already-locked memory and the loop times the
  * IOAS, not mlock.
  */

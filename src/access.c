@@ -26,6 +26,13 @@
  * page with neither ends the fast part and the rest of that area goes to
  * iopt_pages_rw_access() (a checked copy or a temporary pin).
  *
+ * Lock-free sections (readers.h) stand in for ioas_lock and iova_rwsem on
+ * the hot paths: an rw inside one area a storage domain holds, and a pin or
+ * unpin of up to ACCESS_LOCKLESS_PAGES pages inside one such area while its
+ * pages->mutex is free. Anything else, every error included, takes the
+ * locked path, so the answers are the same; a change of IOAS waits for the
+ * sections before the driver's callback, as it waits for the locks.
+ *
  * Vocabulary: "last" inclusive; IOVAs and lengths uint64_t; a range may end
  * at UINT64_MAX, so the code computes last = iova + length - 1 once, checked,
  * and never last + 1.
@@ -58,9 +65,9 @@ _Static_assert(IOPT_ACCESS_PAGE_SIZE == IOPT_PAGE_SIZE,
 /* Pins of up to this many pages need no heap for the frames (fast path). */
 #define ACCESS_STACK_FRAMES	16
 /*
- * Pins of up to this many pages may run in a lock-free section. A writer
- * spins while a section lasts, and a pin of memory no domain holds faults
- * in and mlocks inside it: bounded, that is a few microseconds.
+ * Pins of up to this many pages may run in a lock-free section: a writer
+ * spins while a section lasts, and the section's work (store entries and a
+ * domain read-back per page) grows with the pages.
  */
 #define ACCESS_LOCKLESS_PAGES	ACCESS_STACK_FRAMES
 
@@ -317,13 +324,18 @@ void iopt_access_destroy(struct iopt_access *access)
 _Thread_local unsigned int iopt_access_rw_tiers;
 _Thread_local unsigned long iopt_access_rw_lockless;
 _Thread_local unsigned long iopt_access_pin_lockless;
+void (*iopt_access_pin_lockless_hook)(void);
 #define rw_took(tier) (iopt_access_rw_tiers |= (tier))
 #define rw_took_lockless() (iopt_access_rw_lockless++)
 #define pin_took_lockless() (iopt_access_pin_lockless++)
+#define pin_section_hook()                                                     \
+	(iopt_access_pin_lockless_hook ? iopt_access_pin_lockless_hook() :      \
+					 (void)0)
 #else
 #define rw_took(tier) ((void)0)
 #define rw_took_lockless() ((void)0)
 #define pin_took_lockless() ((void)0)
+#define pin_section_hook() ((void)0)
 #endif
 
 /*
@@ -355,27 +367,37 @@ static struct io_pagetable *access_lockless_begin(struct iopt_access *access,
 }
 
 /*
- * The area that holds all of [iova, last_iova] and is published, found in a
- * lock-free section; NULL sends the call to the locked path, which gives
- * the answer for every other case (errors included).
+ * The area a lock-free section may serve [iova, last_iova] from: one that
+ * holds all of it (a range that wraps holds none) and whose lockless_prot
+ * has a bit of @need, so it is published, held by a storage domain and not
+ * being unmapped. The domain matters to pins too: their store then fills
+ * from it and empties into it, with no registry work and no mlock in the
+ * section. NULL sends the call to the locked path, which gives the answer
+ * for every other case (errors included).
  */
-static struct iopt_area *lockless_one_area(struct io_pagetable *iopt,
-					   uint64_t iova, uint64_t last_iova)
+static struct iopt_area *lockless_area(struct io_pagetable *iopt,
+				       uint64_t iova, uint64_t last_iova,
+				       unsigned int need)
 {
 	struct iopt_area *area = iopt_area_find_lockless(iopt, iova);
 
-	if (!area || !area->pages || last_iova > iopt_area_last_iova(area))
+	if (!area || last_iova - iova > iopt_area_last_iova(area) - iova ||
+	    !(area->lockless_prot & need))
 		return NULL;
 	return area;
 }
 
 /* ---- pin and unpin ---- */
 
+/* The area prot a pin or rw with @flags needs. */
+static unsigned int prot_needed(unsigned int flags)
+{
+	return (flags & IOPT_ACCESS_RW_WRITE) ? IOPT_PROT_WRITE : IOPT_PROT_READ;
+}
+
 static bool check_area_prot(const struct iopt_area *area, unsigned int flags)
 {
-	if (flags & IOPT_ACCESS_RW_WRITE)
-		return area->iommu_prot & IOPT_PROT_WRITE;
-	return area->iommu_prot & IOPT_PROT_READ;
+	return area->iommu_prot & prot_needed(flags);
 }
 
 /*
@@ -432,17 +454,19 @@ static bool access_unpin_range(struct iopt_access *access,
 }
 
 /*
- * Pin one area's slice. Frames go to @frames_out, or to a stack buffer for
- * small pins so iopt_area_add_access() need not allocate one.
+ * Pin one area's slice; @trylock for a lock-free section (-EAGAIN when the
+ * pages are busy). Frames go to @frames_out, or to a stack buffer for small
+ * pins so iopt_area_add_access() need not allocate one.
  */
 static int access_pin_area(struct iopt_access *access, struct iopt_area *area,
 			   uint64_t index, uint64_t last_index,
 			   void **pages_out, uint64_t *frames_out,
-			   unsigned int flags)
+			   unsigned int flags, bool trylock)
 {
 	uint64_t stack_frames[ACCESS_STACK_FRAMES];
 	unsigned int pages_flags =
-		(flags & IOPT_ACCESS_RW_WRITE) ? IOPT_PAGES_RW_WRITE : 0;
+		((flags & IOPT_ACCESS_RW_WRITE) ? IOPT_PAGES_RW_WRITE : 0) |
+		(trylock ? IOPT_PAGES_TRYLOCK : 0);
 
 	if (!frames_out && last_index - index < ACCESS_STACK_FRAMES)
 		frames_out = stack_frames;
@@ -511,11 +535,13 @@ static int access_begin(struct iopt_access *access, bool args_ok,
 }
 
 /*
- * A pin inside one area, in a lock-free section: the common one-page pin of
- * a device model, without the four lock operations of the locked path's
- * (about a sixth of a pin + unpin). The pin itself (pages->mutex, the pin
- * store) is the locked path's. Return: whether it was taken here, with the
- * result in *@rc; false for the locked path to do (and explain) instead.
+ * A small pin inside one area a domain holds, in a lock-free section: the
+ * common one-page pin of a device model, without the four lock operations
+ * of the locked path's (about a sixth of a pin + unpin). The pin itself is
+ * the locked path's, but it takes pages->mutex only if it is free: the
+ * mutex can be held for a whole area's fill, and writers on every IOAS with
+ * accesses wait for the section. Return: whether it was taken here, with
+ * the result in *@rc; false for the locked path to do (and explain) instead.
  */
 static bool access_pin_lockless(struct iopt_access *access, uint64_t iova,
 				uint64_t length, void **pages_out,
@@ -535,16 +561,18 @@ static bool access_pin_lockless(struct iopt_access *access, uint64_t iova,
 	iopt = access_lockless_begin(access, &slot);
 	if (!iopt)
 		return false;
-	area = lockless_one_area(iopt, iova, last_iova);
-	taken = area && !area->prevent_access && check_area_prot(area, flags) &&
-		!(iopt_area_start_byte(area, iova) % IOPT_PAGE_SIZE);
+	area = lockless_area(iopt, iova, last_iova, prot_needed(flags));
+	taken = area && !(iopt_area_start_byte(area, iova) % IOPT_PAGE_SIZE);
 	if (taken) {
-		pin_took_lockless();
+		pin_section_hook();
 		*rc = access_pin_area(access, area,
 				      iopt_area_iova_to_index(area, iova),
 				      iopt_area_iova_to_index(area, last_iova),
-				      pages_out, frames_out, flags);
+				      pages_out, frames_out, flags, true);
+		taken = *rc != -EAGAIN;
 	}
+	if (taken)
+		pin_took_lockless();
 	iopt_reader_end(slot);
 	return taken;
 }
@@ -578,7 +606,7 @@ static int access_pin_pages(struct iopt_access *access, uint64_t iova,
 		rc = access_pin_area(access, area, index, last_index,
 				     pages_out ? pages_out + done : NULL,
 				     frames_out ? frames_out + done : NULL,
-				     flags);
+				     flags, false);
 		if (rc)
 			goto err_unpin;
 		done += last_index - index + 1;
@@ -633,11 +661,12 @@ static bool access_unpin_all_or_nothing(struct iopt_access *access,
 }
 
 /*
- * A small unpin inside one area, in a lock-free section (the last unpin of
- * memory no domain holds munlocks it there). A replace in flight
- * (when unpins go to ioas_unpin) has no fast_iopt, so this never sees it.
- * Return: whether the pin was found and released; false changes nothing and
- * leaves the call to the locked path.
+ * A small unpin inside one area a domain holds, in a lock-free section, on
+ * the terms of access_pin_lockless() (a pin starts on a page, so an unpin
+ * that matches one spans no more pages than the bound). A replace in
+ * flight (when unpins go to ioas_unpin) has no fast_iopt, so this never
+ * sees it. Return: whether the pin was found and released; false changes
+ * nothing and leaves the call to the locked path.
  */
 static bool access_unpin_lockless(struct iopt_access *access, uint64_t iova,
 				  uint64_t last_iova)
@@ -652,11 +681,12 @@ static bool access_unpin_lockless(struct iopt_access *access, uint64_t iova,
 	iopt = access_lockless_begin(access, &slot);
 	if (!iopt)
 		return false;
-	area = lockless_one_area(iopt, iova, last_iova);
-	released = area && iopt_area_remove_access(
+	area = lockless_area(iopt, iova, last_iova,
+			     IOPT_PROT_READ | IOPT_PROT_WRITE);
+	released = area && iopt_area_try_remove_access(
 				   area, iopt_area_iova_to_index(area, iova),
 				   iopt_area_iova_to_index(area, last_iova),
-				   access->internal);
+				   access->internal) == 1;
 	if (released)
 		pin_took_lockless();
 	iopt_reader_end(slot);
@@ -835,8 +865,6 @@ static bool access_rw_lockless(struct iopt_access *access, uint64_t iova,
 {
 	struct iopt_reader_slot *slot;
 	struct io_pagetable *iopt;
-	unsigned int need = (flags & IOPT_ACCESS_RW_WRITE) ? IOPT_PROT_WRITE :
-							     IOPT_PROT_READ;
 	struct iopt_area *area;
 	bool done = false;
 
@@ -845,9 +873,8 @@ static bool access_rw_lockless(struct iopt_access *access, uint64_t iova,
 	iopt = access_lockless_begin(access, &slot);
 	if (!iopt)
 		return false;
-	area = iopt_area_find_lockless(iopt, iova);
-	if (!area || length - 1 > iopt_area_last_iova(area) - iova ||
-	    !(area->lockless_prot & need))
+	area = lockless_area(iopt, iova, iova + length - 1, prot_needed(flags));
+	if (!area)
 		goto out;
 	rw_took(IOPT_ACCESS_TIER_DOMAIN);
 	rw_took_lockless();

@@ -37,9 +37,9 @@ struct io_pagetable;
  * @ioas_lock: see the legend.
  * @ioas: (l) the IOAS pins and rw use; NULL unattached or mid-replace.
  * @ioas_unpin: (l) the IOAS unpins use.
- * @fast_iopt: (l written, a) @ioas's io_pagetable for lock-free rw
- *	(readers.h), NULL while rw must lock: unattached, or a change of IOAS
- *	in flight. The io_pagetable counts this access in nr_fast_readers
+ * @fast_iopt: (l written, a) @ioas's io_pagetable for lock-free rw, pin
+ *	and unpin (readers.h), NULL while they must lock: unattached, or a
+ *	change of IOAS in flight. The io_pagetable counts this access in nr_fast_readers
  *	while it may be set.
  * @list_id: (l) this access's slot in @ioas_unpin's access list.
  * @users_lock: guards @users and @destroying; a leaf, since the unmap path
@@ -92,6 +92,8 @@ extern _Thread_local unsigned int iopt_access_rw_tiers;
 extern _Thread_local unsigned long iopt_access_rw_lockless;
 /* Debug builds, for tests: this thread's pins and unpins done with no lock. */
 extern _Thread_local unsigned long iopt_access_pin_lockless;
+/* Debug builds, for tests: called inside each lock-free pin's section. */
+extern void (*iopt_access_pin_lockless_hook)(void);
 #endif
 
 #endif /* IOPT_SRC_ACCESS_H */

@@ -52,6 +52,7 @@ struct iopt_rb_node {
 struct iopt_itree_node {
 	struct iopt_rb_node rb;	/* private: must stay the first member */
 	uint64_t subtree_last;	/* private: max of last over this subtree */
+	/* at the end, next to what an embedding struct puts after them */
 	uint64_t start;		/* first index covered, set before insert */
 	uint64_t last;		/* last index covered (inclusive), >= start */
 };

@@ -725,8 +725,9 @@ again:
 			tries = 0;
 
 		/*
-		 * num_accesses writers hold iova_rwsem (read), so the write
-		 * side reads it without the pages mutex.
+		 * num_accesses writers hold iova_rwsem (read) or are in a
+		 * lock-free section, which the write side has waited for, so
+		 * it reads num_accesses without the pages mutex.
 		 */
 		if (area->num_accesses) {
 			start = area_first;
@@ -1529,7 +1530,10 @@ void iopt_remove_access(struct io_pagetable *iopt, uint32_t id)
 	iopt_iova_write_lock(iopt);
 	if (id < iopt->naccess_slots && iopt->accesses[id].access) {
 		iopt->accesses[id] = (struct iopt_access_slot){ 0 };
-		/* the lock waited for its last lock-free rw (fast_iopt NULL) */
+		/*
+		 * the access's change of IOAS cleared fast_iopt and waited for
+		 * its lock-free sections, and this lock waited again
+		 */
 		if (!iopt_readers_enable())
 			atomic_fetch_sub_explicit(&iopt->nr_fast_readers, 1,
 						  memory_order_relaxed);

@@ -80,6 +80,8 @@ void iopt_small_mutex_init(struct iopt_small_mutex *m,
 			   enum iopt_lock_class lock_class);
 void iopt_small_mutex_destroy(struct iopt_small_mutex *m);
 void iopt_small_mutex_lock(struct iopt_small_mutex *m);
+/* Take it only if it is free, never waiting. Return: whether taken. */
+bool iopt_small_mutex_trylock(struct iopt_small_mutex *m);
 void iopt_small_mutex_unlock(struct iopt_small_mutex *m);
 
 void iopt_rwlock_init(struct iopt_rwlock *rw, enum iopt_lock_class lock_class);

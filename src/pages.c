@@ -818,6 +818,11 @@ void iopt_pages_lock(struct iopt_pages *pages)
 	iopt_small_mutex_lock(&pages->mutex);
 }
 
+bool iopt_pages_trylock(struct iopt_pages *pages)
+{
+	return iopt_small_mutex_trylock(&pages->mutex);
+}
+
 void iopt_pages_unlock(struct iopt_pages *pages)
 {
 	struct iopt_pages_pins *pins = pages->pins;
@@ -1280,7 +1285,12 @@ int iopt_area_add_access(struct iopt_area *area, uint64_t start_index,
 		}
 	}
 
-	iopt_pages_lock(pages);
+	if (!(flags & IOPT_PAGES_TRYLOCK)) {
+		iopt_pages_lock(pages);
+	} else if (!iopt_pages_trylock(pages)) {
+		rc = -EAGAIN;
+		goto out_free;
+	}
 	rc = iopt_pages_prepare_pins(pages);
 	if (rc)
 		goto out_unlock;
@@ -1344,28 +1354,50 @@ bool iopt_area_has_access(struct iopt_area *area, uint64_t start_index,
 	return found;
 }
 
-bool iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
-			     uint64_t last_index, bool unlock_area)
+/* iopt_area_remove_access() with pages->mutex held. */
+static bool area_remove_access_locked(struct iopt_area *area,
+				      uint64_t start_index, uint64_t last_index,
+				      bool unlock_area)
 {
 	struct iopt_pages *pages = area->pages;
 	struct iopt_pages_access *access;
-	bool matched;
 
-	iopt_pages_lock(pages);
 	access = area_find_access(area, start_index, last_index, unlock_area);
-	matched = access;
-	if (!matched)
-		goto out_unlock;
+	if (!access)
+		return false;
 	if (unlock_area)
 		area->num_locks--;
 	area->num_accesses--;
 	if (--access->users)
-		goto out_unlock;
+		return true;
 	iopt_itree_remove(&access->node, &pages->pins->access_itree);
 	iopt_pages_unfill_store(pages, start_index, last_index);
 	iopt_free(access);
-out_unlock:
-	iopt_pages_unlock(pages);
+	return true;
+}
+
+bool iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
+			     uint64_t last_index, bool unlock_area)
+{
+	bool matched;
+
+	iopt_pages_lock(area->pages);
+	matched = area_remove_access_locked(area, start_index, last_index,
+					    unlock_area);
+	iopt_pages_unlock(area->pages);
+	return matched;
+}
+
+int iopt_area_try_remove_access(struct iopt_area *area, uint64_t start_index,
+				uint64_t last_index, bool unlock_area)
+{
+	bool matched;
+
+	if (!iopt_pages_trylock(area->pages))
+		return -EAGAIN;
+	matched = area_remove_access_locked(area, start_index, last_index,
+					    unlock_area);
+	iopt_pages_unlock(area->pages);
 	return matched;
 }
 

@@ -52,6 +52,11 @@ enum iopt_address_type {
 /* iopt_pages_rw_access() flags (the kernel's IOMMUFD_ACCESS_RW_*). */
 #define IOPT_PAGES_RW_WRITE	(1u << 0)	/* copy data into the pages */
 #define IOPT_PAGES_RW_SLOW_PATH	(1u << 2)	/* tests: force the pfn_reader path */
+/*
+ * iopt_area_add_access(): pages->mutex only if free, else -EAGAIN, so a
+ * caller in a lock-free section (readers.h) never waits for it.
+ */
+#define IOPT_PAGES_TRYLOCK	(1u << 3)
 
 /*
  * The pin bookkeeping of a pages object, which only exists while something
@@ -177,6 +182,7 @@ static inline void iopt_pages_get(struct iopt_pages *pages)
  * must release through it.
  */
 void iopt_pages_lock(struct iopt_pages *pages);
+bool iopt_pages_trylock(struct iopt_pages *pages);
 void iopt_pages_unlock(struct iopt_pages *pages);
 
 /*
@@ -361,15 +367,17 @@ void iopt_pages_fill_from_store(struct iopt_pages *pages, uint64_t start_index,
  * @last_index: last page index (inclusive), within the area.
  * @out_pages: receives the host address of each pinned page; may be NULL.
  * @out_frames: receives the frame of each page; may be NULL.
- * @flags: IOPT_PAGES_RW_WRITE when the access will write.
+ * @flags: IOPT_PAGES_RW_WRITE when the access will write; IOPT_PAGES_TRYLOCK.
  * @lock_area: an internal access: also bump area->num_locks, which makes
  *	       unmap of the area fail with -EBUSY until released.
  *
  * Undo with exactly one iopt_area_remove_access() of the same interval and
  * the same @lock_area.
  *
- * Locking: iova_rwsem held (read); takes pages->mutex.
- * Return: 0, -EPERM (WRITE on read-only pages), -EFAULT, -ENOMEM.
+ * Locking: iova_rwsem held (read), or a lock-free section standing for it;
+ * takes pages->mutex.
+ * Return: 0, -EPERM (WRITE on read-only pages), -EFAULT, -ENOMEM, -EAGAIN
+ * (IOPT_PAGES_TRYLOCK and pages->mutex taken).
  * On failure: nothing changed.
  */
 int iopt_area_add_access(struct iopt_area *area, uint64_t start_index,
@@ -402,11 +410,20 @@ bool iopt_area_has_access(struct iopt_area *area, uint64_t start_index,
  * @unlock_area) is a caller bug the caller reports (the kernel's WARN):
  * nothing changes.
  *
- * Locking: iova_rwsem held (read); takes pages->mutex.
+ * Locking: iova_rwsem held (read), or a lock-free section standing for it;
+ * takes pages->mutex.
  * Return: whether it matched (and was released).
  */
 bool iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
 			     uint64_t last_index, bool unlock_area);
+
+/*
+ * iopt_area_try_remove_access() - iopt_area_remove_access() if pages->mutex
+ * is free. Return: 1 released, 0 no match, -EAGAIN the mutex is taken
+ * (nothing changed).
+ */
+int iopt_area_try_remove_access(struct iopt_area *area, uint64_t start_index,
+				uint64_t last_index, bool unlock_area);
 
 /**
  * iopt_pages_rw_access() - copy bytes between @data and the pages, without a

@@ -12,7 +12,8 @@
  * slots: an odd sequence is a section that may have started before the
  * barrier, and the writer waits until that sequence changes (the section
  * ended; a later one of the same thread already sees the writer's flag).
- * Sections are a lookup and a copy, so the wait yields rather than sleeps.
+ * Sections are a lookup and a copy or a small pin, so the wait yields
+ * rather than sleeps.
  */
 #include "readers.h"
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * readers.h - lock-free readers of an io_pagetable, and the write side that
- * keeps them out (the part of the kernel's RCU that access rw needs).
+ * keeps them out (the part of the kernel's RCU that access rw, pin and
+ * unpin need).
  *
  * Why: an access rw of a few bytes is a lookup and a copy, but behind two
  * rwlocks it costs four locked instructions, and each of those waits for
@@ -28,8 +29,9 @@
  * correct, so every failure here (no slot left, no membarrier, running
  * under valgrind, whose tools do not model this) only costs speed.
  *
- * Reader sections must be short (a lookup and one copy) and must not nest
- * or block: a writer waits for them.
+ * Reader sections must be short (a lookup and one copy, or a small pin or
+ * unpin of domain-held pages, which takes pages->mutex only with a trylock)
+ * and must not nest or block: a writer waits for them.
  */
 #ifndef IOPT_READERS_H
 #define IOPT_READERS_H
@@ -56,8 +58,9 @@ int iopt_readers_enable(void);
 /*
  * The calling thread's slot once it has one (readers.c). initial-exec: one
  * load from the thread pointer instead of a __tls_get_addr() call per read
- * in PIC code; libiopt is linked into programs or preloaded, both of which
- * get static TLS.
+ * in PIC code. A program linked with libiopt (static or shared) or
+ * preloading it gets static TLS; a dlopen() of libiopt.so takes these 8
+ * bytes from glibc's reserve for such libraries.
  */
 #define IOPT_READER_TLS __attribute__((tls_model("initial-exec")))
 extern _Thread_local struct iopt_reader_slot *iopt_reader_self IOPT_READER_TLS;

@@ -255,8 +255,9 @@ static void area_storage_domain(void **state)
 }
 
 /*
- * The prot a lock-free rw trusts: more than the area allows, or write left
- * on while the area is being unmapped, is caught.
+ * The prot lock-free rw and pins trust: other than the area's while it is
+ * published and domain-held (0 here), or left on while the area is being
+ * unmapped, is caught.
  */
 static void area_lockless_prot(void **state)
 {

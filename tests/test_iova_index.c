@@ -456,7 +456,7 @@ static uint64_t digest_slot(uintptr_t slot)
 	if (!(slot & IOPT_IOVA_INDEX_NODE))
 		return slot;
 	node = (const void *)(slot & ~(uintptr_t)IOPT_IOVA_INDEX_TAGS);
-	h = (h ^ slot ^ node->key) * 0x100000001b3ull;
+	h = (h ^ (slot & IOPT_IOVA_INDEX_TAGS) ^ node->key) * 0x100000001b3ull;
 	for (i = 0; i != IOPT_IOVA_INDEX_SLOTS; i++)
 		h = (h ^ digest_slot(node->slots[i])) * 0x100000001b3ull;
 	return h ^ 1;

@@ -294,6 +294,46 @@ static void small_mutex_excludes(void **state)
 	assert_int_equal(iopt_lockdep_depth(), 0);
 }
 
+static void *trylock_thread(void *arg)
+{
+	bool *taken = arg;
+
+	*taken = iopt_small_mutex_trylock(&L.small_pages);
+	if (*taken)
+		iopt_small_mutex_unlock(&L.small_pages);
+	return NULL;
+}
+
+static bool trylock_elsewhere(void)
+{
+	bool taken = false;
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, trylock_thread, &taken), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	return taken;
+}
+
+/*
+ * A trylock takes a free mutex as lock does (lockdep records it, unlock
+ * releases it) and fails at once on a taken one, holding nothing.
+ */
+static void small_mutex_trylock(void **state)
+{
+	(void)state;
+	assert_true(iopt_small_mutex_trylock(&L.small_pages));
+#ifndef NDEBUG
+	assert_int_equal(iopt_lockdep_depth(), 1);
+#endif
+	assert_false(trylock_elsewhere());
+	iopt_small_mutex_unlock(&L.small_pages);
+	assert_int_equal(iopt_lockdep_depth(), 0);
+	assert_true(trylock_elsewhere());
+	iopt_small_mutex_lock(&L.small_pages);
+	assert_false(trylock_elsewhere());
+	iopt_small_mutex_unlock(&L.small_pages);
+}
+
 #define SMALL_WAITERS 2
 
 struct small_waiter {
@@ -386,6 +426,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(small_mutex_documented_order_passes,
 					setup, teardown),
 	cmocka_unit_test_setup_teardown(small_mutex_excludes, setup, teardown),
+	cmocka_unit_test_setup_teardown(small_mutex_trylock, setup, teardown),
 	cmocka_unit_test_setup_teardown(small_mutex_waiters_are_woken, setup,
 					teardown),
 };

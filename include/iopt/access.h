@@ -172,8 +172,8 @@ IOPT_API void iopt_access_detach(struct iopt_access *access);
  * Undo with iopt_access_unpin_pages() of exactly (@iova, @length). Pins of
  * one range are counted: two pins need two unpins. Overlapping different
  * ranges are independent.
- * Threads: a pin or unpin of up to 16 pages inside one area takes no IOAS
- * lock (docs/locking.md), so, as for iopt_access_rw(), neither may be called
+ * Threads: a pin or unpin of up to 16 pages inside one area a domain holds
+ * may take no IOAS lock (docs/locking.md), so, as for iopt_access_rw(), neither may be called
  * from a signal handler that interrupted another call of this thread into
  * the library. A pin in flight when a detach or replace starts completes
  * before the unmap callback is called, or fails with -ENOENT.
