@@ -52,6 +52,7 @@
 #include <iopt/sim.h>
 
 #include "bench_common.h"
+#include "bench_sim_env.h"
 #include "io_pagetable.h"
 #include "pages.h"
 
@@ -98,19 +99,9 @@ static void *mem_alloc(uint64_t len)
 	return p;
 }
 
-/* A context that never refuses a charge: 10^5 areas charge 10^5 pages. */
 static void env_init(struct env *e)
 {
-	struct iopt_ctx_options opts = {
-		.account_mode = IOPT_ACCOUNT_NONE,
-		.flags = IOPT_CTX_LIMIT,
-		.limit_pages = IOPT_CTX_UNLIMITED,
-	};
-	struct iopt_sim_domain_config dcfg = { .no_journal = true };
-
-	BENCH_CHECK(iopt_ctx_alloc(&opts, &e->ctx));
-	BENCH_CHECK(iopt_sim_iommu_alloc(NULL, &e->iommu));
-	BENCH_CHECK(iopt_sim_domain_alloc(e->iommu, &dcfg, &e->domain));
+	bench_sim_env_init(&e->ctx, &e->iommu, &e->domain, 1);
 	BENCH_CHECK(iopt_ioas_alloc(e->ctx, &e->ioas));
 	BENCH_CHECK(iopt_ioas_attach_domain(e->ioas, e->domain));
 	BENCH_CHECK(iopt_access_create(e->ctx, &bench_ops, NULL, 0, &e->access));
@@ -122,10 +113,8 @@ static void env_fini(struct env *e)
 	iopt_access_destroy(e->access);
 	BENCH_CHECK(iopt_ioas_unmap_all(e->ioas, NULL));
 	iopt_ioas_detach_domain(e->ioas, e->domain);
-	e->domain->ops->free(e->domain);
 	BENCH_CHECK(iopt_ioas_destroy(e->ioas));
-	iopt_sim_iommu_destroy(e->iommu);
-	iopt_ctx_destroy(e->ctx);
+	bench_sim_env_fini(e->ctx, e->iommu, &e->domain, 1);
 }
 
 static void map_fixed(struct env *e, void *ptr, uint64_t len, uint64_t iova)

@@ -45,6 +45,7 @@
 #include <iopt/sim.h>
 
 #include "bench_common.h"
+#include "bench_sim_env.h"
 #include "domain.h"
 #include "interval_tree.h"
 #include "io_pagetable.h"
@@ -97,17 +98,7 @@ static double min_d(double a, double b)
 /* A context that never refuses a charge; two simulated AMD v1 domains. */
 static void env_init(struct env *e)
 {
-	struct iopt_ctx_options opts = {
-		.account_mode = IOPT_ACCOUNT_NONE,
-		.flags = IOPT_CTX_LIMIT,
-		.limit_pages = IOPT_CTX_UNLIMITED,
-	};
-	struct iopt_sim_domain_config dcfg = { .no_journal = true };
-
-	BENCH_CHECK(iopt_ctx_alloc(&opts, &e->ctx));
-	BENCH_CHECK(iopt_sim_iommu_alloc(NULL, &e->iommu));
-	BENCH_CHECK(iopt_sim_domain_alloc(e->iommu, &dcfg, &e->dom[0]));
-	BENCH_CHECK(iopt_sim_domain_alloc(e->iommu, &dcfg, &e->dom[1]));
+	bench_sim_env_init(&e->ctx, &e->iommu, e->dom, 2);
 	e->buf = mem_alloc(GIB, MADV_NOHUGEPAGE);
 	e->pfns = malloc(GIB / PS * sizeof(*e->pfns));
 	if (!e->pfns)
@@ -116,10 +107,7 @@ static void env_init(struct env *e)
 
 static void env_fini(struct env *e)
 {
-	e->dom[0]->ops->free(e->dom[0]);
-	e->dom[1]->ops->free(e->dom[1]);
-	iopt_sim_iommu_destroy(e->iommu);
-	iopt_ctx_destroy(e->ctx);
+	bench_sim_env_fini(e->ctx, e->iommu, e->dom, 2);
 	munmap(e->buf, GIB);
 	free(e->pfns);
 }
