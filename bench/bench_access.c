@@ -21,7 +21,9 @@
  *     value read before, which gives the latency of one read rather than
  *     the throughput of overlapping ones.
  *  4. map + unmap of one 4 KiB area with the access attached, what writers
- *     pay for lock-free readers. Baseline: the same with none attached.
+ *     pay for lock-free readers: with a device thread that has read (so
+ *     holds a reader slot), and with none but this thread. Baseline: the
+ *     same with no access attached.
  *
  * Each figure and its baseline (and the lookup alone) run in ROUNDS
  * interleaved rounds, each round starting with another loop, and the median
@@ -38,12 +40,15 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <iopt/access.h>
 #include <iopt/ctx.h>
@@ -468,7 +473,8 @@ static void bench_random_reads(struct env *e, unsigned int nareas)
 /*
  * 4. What writers pay for lock-free readers: with an access attached, every
  * iova_rwsem write section (a map has two, an unmap of one area three)
- * first excludes readers with an expedited membarrier. The buffer stays mapped at
+ * first excludes readers with an expedited membarrier, unless no thread but
+ * the writer's holds a reader slot. The buffer stays mapped at
  * BASE_IOVA, so the map pins already-locked memory and the loop times the
  * IOAS, not mlock.
  */
@@ -488,15 +494,56 @@ static double time_map_unmap(struct env *e)
 	return (double)(bench_now_ns() - t0) / MAP_N;
 }
 
-static double time_map_attached(const void *arg)
+/* A device thread: one rw (so it holds a reader slot), then it waits. */
+struct device_thread {
+	pthread_t thread;
+	struct iopt_access *access;
+	atomic_bool ready;
+	atomic_bool stop;
+};
+
+static void *device_idle(void *arg)
 {
-	struct env *e = (struct env *)arg;
+	struct device_thread *d = arg;
+	uint64_t v;
+
+	BENCH_CHECK(iopt_access_rw(d->access, BASE_IOVA, &v, sizeof(v), 0,
+				   NULL));
+	atomic_store(&d->ready, true);
+	while (!atomic_load(&d->stop))
+		usleep(1000);
+	return NULL;
+}
+
+static double time_map_attached(struct env *e, bool with_device)
+{
+	struct device_thread d = { .access = e->access };
 	double ns;
 
 	BENCH_CHECK(iopt_access_attach(e->access, e->ioas));
+	if (with_device) {
+		if (pthread_create(&d.thread, NULL, device_idle, &d))
+			bench_die("pthread_create", -EAGAIN);
+		while (!atomic_load(&d.ready))
+			usleep(1000);
+	}
 	ns = time_map_unmap(e);
+	if (with_device) {
+		atomic_store(&d.stop, true);
+		pthread_join(d.thread, NULL);
+	}
 	iopt_access_detach(e->access);
 	return ns;
+}
+
+static double time_map_device(const void *arg)
+{
+	return time_map_attached((struct env *)arg, true);
+}
+
+static double time_map_alone(const void *arg)
+{
+	return time_map_attached((struct env *)arg, false);
 }
 
 static double time_map_detached(const void *arg)
@@ -506,14 +553,17 @@ static double time_map_detached(const void *arg)
 
 static void bench_map_with_access(struct env *e)
 {
-	static const bench_fn fns[] = { time_map_attached, time_map_detached };
+	static const bench_fn fns[] = { time_map_detached, time_map_device,
+					time_map_alone };
 	void *buf = mem_alloc(PS);
-	double ns[2];
+	double ns[3];
 
 	map_fixed(e, buf, PS, BASE_IOVA);
 	iopt_access_detach(e->access);
-	time_rounds(fns, 2, e, ns);
-	bench_report("map+unmap 4 KiB, access attached (ns/op)", ns[0], ns[1],
+	time_rounds(fns, 3, e, ns);
+	bench_report("map+unmap 4 KiB, access + device thread", ns[1], ns[0],
+		     "ns");
+	bench_report("map+unmap 4 KiB, access, no other thread", ns[2], ns[0],
 		     "ns");
 	printf("  baseline: the same with no access attached\n");
 	BENCH_CHECK(iopt_access_attach(e->access, e->ioas));

@@ -13,7 +13,9 @@
  * barrier, and the writer waits until that sequence changes (the section
  * ended; a later one of the same thread already sees the writer's flag).
  * Sections are a lookup and a copy or a small pin, so the wait yields
- * rather than sleeps.
+ * rather than sleeps. With no slot claimed but the writer's own, there is
+ * nobody to wait for and no barrier to make (nr_claimed): a single-threaded
+ * program pays nothing for the lock-free readers it has.
  */
 #include "readers.h"
 
@@ -41,6 +43,22 @@ static int enable_result;
 static pthread_once_t enable_once = PTHREAD_ONCE_INIT;
 static pthread_key_t slot_key;
 
+/*
+ * Slots claimed by live threads. A writer whose own thread holds the only
+ * one, or none, skips the barrier and the scan: no other thread can be in a
+ * section, and one that claims a slot after the writer read this count sees
+ * the writer's flag, since each side makes its store (the claim, the flag)
+ * and then its load across a seq_cst fence (Dekker's again).
+ */
+static atomic_uint nr_claimed;
+
+#ifndef NDEBUG
+atomic_ulong iopt_readers_barriers;
+#define barrier_issued() atomic_fetch_add(&iopt_readers_barriers, 1)
+#else
+#define barrier_issued() ((void)0)
+#endif
+
 _Thread_local struct iopt_reader_slot *iopt_reader_self IOPT_READER_TLS;
 static _Thread_local bool self_refused;	/* no slot: every one taken, or exiting */
 
@@ -61,6 +79,7 @@ static void slot_release(void *slot)
 	self_refused = true;
 	atomic_store_explicit(&((struct iopt_reader_slot *)slot)->used, false,
 			      memory_order_release);
+	atomic_fetch_sub(&nr_claimed, 1);
 }
 
 /*
@@ -94,6 +113,9 @@ static struct iopt_reader_slot *slot_claim(void)
 		if (!atomic_compare_exchange_strong(&slots[i].used, &free_slot,
 						    true))
 			continue;
+		atomic_fetch_add(&nr_claimed, 1);
+		/* the claim before this thread's first section's loads */
+		atomic_thread_fence(memory_order_seq_cst);
 		if (pthread_setspecific(slot_key, &slots[i])) {
 			slot_release(&slots[i]);
 			break;
@@ -118,6 +140,12 @@ void iopt_readers_synchronize(void)
 
 	if (!atomic_load_explicit(&enabled, memory_order_acquire))
 		return;	/* no section was ever entered */
+	/* the caller's flag (fast_excluded, fast_iopt) before the count */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&nr_claimed, memory_order_relaxed) <=
+	    (iopt_reader_self ? 1u : 0u))
+		return;
+	barrier_issued();
 	if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)) {
 		/* registered in iopt_readers_enable(): cannot fail after */
 		fprintf(stderr, "libiopt: membarrier failed (%d)\n", errno);

@@ -104,8 +104,14 @@ static inline void iopt_reader_end(struct iopt_reader_slot *slot)
  * iopt_readers_synchronize() - a full barrier on every thread, then wait
  * until no reader is still inside a section it entered before the call.
  * Call after making new sections bail (or no longer find something), and
- * before changing or freeing what old ones may read.
+ * before changing or freeing what old ones may read. Free (one fence) when
+ * no thread but the caller's holds a slot.
  */
 void iopt_readers_synchronize(void);
+
+#ifndef NDEBUG
+/* Debug builds, for tests: the barriers iopt_readers_synchronize() made. */
+extern atomic_ulong iopt_readers_barriers;
+#endif
 
 #endif /* IOPT_READERS_H */
