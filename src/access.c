@@ -513,21 +513,32 @@ static int check_range(uint64_t iova, uint64_t length, uint64_t *last_iova)
 }
 
 /*
- * The checks pin and rw share, then access_lock_iopt(). @args_ok is the
- * caller's own argument check. On success *@iopt is locked and
- * *@last_iova the range's last IOVA.
+ * The argument checks pin and rw share, in the kernel's order. @args_ok is
+ * the caller's own argument check. On success *@last_iova is the range's
+ * last IOVA.
+ */
+static int access_check_args(const struct iopt_access *access, bool args_ok,
+			     uint64_t iova, uint64_t length,
+			     unsigned int flags, uint64_t *last_iova)
+{
+	if (flags & ~ACCESS_RW_FLAGS)
+		return -EOPNOTSUPP;
+	if (!access || !args_ok)
+		return -EINVAL;
+	return check_range(iova, length, last_iova);
+}
+
+/*
+ * access_check_args(), then access_lock_iopt(). On success *@iopt is
+ * locked and *@last_iova the range's last IOVA.
  */
 static int access_begin(struct iopt_access *access, bool args_ok,
 			uint64_t iova, uint64_t length, unsigned int flags,
 			uint64_t *last_iova, struct io_pagetable **iopt)
 {
-	int rc;
+	int rc = access_check_args(access, args_ok, iova, length, flags,
+				   last_iova);
 
-	if (flags & ~ACCESS_RW_FLAGS)
-		return -EOPNOTSUPP;
-	if (!access || !args_ok)
-		return -EINVAL;
-	rc = check_range(iova, length, last_iova);
 	if (rc)
 		return rc;
 	*iopt = access_lock_iopt(access, false);
@@ -540,23 +551,21 @@ static int access_begin(struct iopt_access *access, bool args_ok,
  * of the locked path's (about a sixth of a pin + unpin). The pin itself is
  * the locked path's, but it takes pages->mutex only if it is free: the
  * mutex can be held for a whole area's fill, and writers on every IOAS with
- * accesses wait for the section. Return: whether it was taken here, with
- * the result in *@rc; false for the locked path to do (and explain) instead.
+ * accesses wait for the section. The arguments are checked already.
+ * Return: whether it was taken here, with the result in *@rc; false for the
+ * locked path to do (and explain) instead.
  */
 static bool access_pin_lockless(struct iopt_access *access, uint64_t iova,
-				uint64_t length, void **pages_out,
+				uint64_t last_iova, void **pages_out,
 				uint64_t *frames_out, unsigned int flags,
 				int *rc)
 {
 	struct iopt_reader_slot *slot;
 	struct io_pagetable *iopt;
 	struct iopt_area *area;
-	uint64_t last_iova;
 	bool taken;
 
-	if (!access || access->iova_alignment != IOPT_PAGE_SIZE ||
-	    (flags & ~ACCESS_RW_FLAGS) || check_range(iova, length, &last_iova) ||
-	    length > ACCESS_LOCKLESS_PAGES * IOPT_PAGE_SIZE)
+	if (last_iova - iova >= ACCESS_LOCKLESS_PAGES * IOPT_PAGE_SIZE)
 		return false;
 	iopt = access_lockless_begin(access, &slot);
 	if (!iopt)
@@ -577,22 +586,20 @@ static bool access_pin_lockless(struct iopt_access *access, uint64_t iova,
 	return taken;
 }
 
+/* The locked pin, of arguments checked already. */
 static int access_pin_pages(struct iopt_access *access, uint64_t iova,
-			    uint64_t length, void **pages_out,
+			    uint64_t last_iova, void **pages_out,
 			    uint64_t *frames_out, unsigned int flags)
 {
 	struct iopt_area_contig_iter iter;
 	struct io_pagetable *iopt;
 	struct iopt_area *area;
-	uint64_t last_iova, index, last_index, done = 0;
+	uint64_t index, last_index, done = 0;
 	int rc;
 
-	/* An access that does not pin is a driver bug (kernel test builds). */
-	rc = access_begin(access,
-			  access && access->iova_alignment == IOPT_PAGE_SIZE,
-			  iova, length, flags, &last_iova, &iopt);
-	if (rc)
-		return rc;
+	iopt = access_lock_iopt(access, false);
+	if (!iopt)
+		return -ENOENT;
 	iopt_for_each_contig_area(&iter, area, iopt, iova, last_iova) {
 		if (area->prevent_access || !contig_is_page_aligned(&iter)) {
 			rc = -EINVAL;
@@ -952,14 +959,18 @@ int iopt_access_pin_pages(struct iopt_access *access, uint64_t iova,
 			  uint64_t length, void **pages_out,
 			  uint64_t *frames_out, unsigned int flags)
 {
+	uint64_t last_iova;
 	int rc;
 
-	if (access_pin_lockless(access, iova, length, pages_out, frames_out,
-				flags, &rc))
-		return trace("pin_pages", access, rc);
-	return trace("pin_pages", access,
-		     access_pin_pages(access, iova, length, pages_out,
-				      frames_out, flags));
+	/* An access that does not pin is a driver bug (kernel test builds). */
+	rc = access_check_args(access,
+			       access && access->iova_alignment == IOPT_PAGE_SIZE,
+			       iova, length, flags, &last_iova);
+	if (!rc && !access_pin_lockless(access, iova, last_iova, pages_out,
+					frames_out, flags, &rc))
+		rc = access_pin_pages(access, iova, last_iova, pages_out,
+				      frames_out, flags);
+	return trace("pin_pages", access, rc);
 }
 
 int iopt_access_rw(struct iopt_access *access, uint64_t iova, void *buf,

@@ -39,8 +39,8 @@ struct io_pagetable;
  * @ioas_unpin: (l) the IOAS unpins use.
  * @fast_iopt: (l written, a) @ioas's io_pagetable for lock-free rw, pin
  *	and unpin (readers.h), NULL while they must lock: unattached, or a
- *	change of IOAS in flight. The io_pagetable counts this access in nr_fast_readers
- *	while it may be set.
+ *	change of IOAS in flight. The io_pagetable counts this access in
+ *	nr_fast_readers while it may be set.
  * @list_id: (l) this access's slot in @ioas_unpin's access list.
  * @users_lock: guards @users and @destroying; a leaf, since the unmap path
  *	takes it inside domains_rwsem (iopt_access_ops.tryget).

@@ -84,9 +84,10 @@ struct iopt_pages;
  *	a lock-free rw (access.c) reads the area and the bytes, not the pages.
  * @page_offset: (c) bytes into the first page where the area starts.
  * @iommu_prot: (c) IOPT_PROT_READ/WRITE/CACHE bits.
- * @lockless_prot: (i write) the @iommu_prot bits a lock-free rw may use:
- *	all of them while the area is published, held by a storage domain and
- *	not being unmapped, else 0 (iopt_area_update_lockless()).
+ * @lockless_prot: (i write) the @iommu_prot bits a lock-free rw, pin or
+ *	unpin may use: all of them while the area is published, held by a
+ *	storage domain and not being unmapped, else 0
+ *	(iopt_area_update_lockless()).
  * @prevent_access: (i) set by an unmap waiting for accesses to let go; new
  *	pins and rw on the area then fail with -EINVAL.
  * @num_accesses: (p, read under i write) outstanding access pins.
@@ -94,10 +95,11 @@ struct iopt_pages;
  *	internal (locking) accesses; unmap then fails with -EBUSY.
  *
  * Layout: a lock-free rw reads node.start, node.last, @host and
- * @lockless_prot and nothing else of the area, so they are 28 bytes in a
- * row (interval_tree.h puts start and last at the node's end); on 16-byte
- * aligned heap chunks that is one cache line three times in four, where the
- * fields it replaces took two lines three times in four (bench_access).
+ * @lockless_prot and nothing else of the area (a pin adds @pages, the next
+ * field), so they are 28 bytes in a row (interval_tree.h puts start and
+ * last at the node's end); on 16-byte aligned heap chunks that is one cache
+ * line three times in four, where the fields it replaces took two lines
+ * three times in four (bench_access).
  */
 struct iopt_area {
 	struct iopt_itree_node node;

@@ -823,6 +823,15 @@ bool iopt_pages_trylock(struct iopt_pages *pages)
 	return iopt_small_mutex_trylock(&pages->mutex);
 }
 
+/* Take pages->mutex, or with @trylock only if it is free. Return: taken. */
+static bool pages_lock_or_try(struct iopt_pages *pages, bool trylock)
+{
+	if (trylock)
+		return iopt_pages_trylock(pages);
+	iopt_pages_lock(pages);
+	return true;
+}
+
 void iopt_pages_unlock(struct iopt_pages *pages)
 {
 	struct iopt_pages_pins *pins = pages->pins;
@@ -1285,9 +1294,7 @@ int iopt_area_add_access(struct iopt_area *area, uint64_t start_index,
 		}
 	}
 
-	if (!(flags & IOPT_PAGES_TRYLOCK)) {
-		iopt_pages_lock(pages);
-	} else if (!iopt_pages_trylock(pages)) {
+	if (!pages_lock_or_try(pages, flags & IOPT_PAGES_TRYLOCK)) {
 		rc = -EAGAIN;
 		goto out_free;
 	}
@@ -1354,51 +1361,49 @@ bool iopt_area_has_access(struct iopt_area *area, uint64_t start_index,
 	return found;
 }
 
-/* iopt_area_remove_access() with pages->mutex held. */
-static bool area_remove_access_locked(struct iopt_area *area,
-				      uint64_t start_index, uint64_t last_index,
-				      bool unlock_area)
+/*
+ * Release one iopt_area_add_access(), taking pages->mutex as
+ * pages_lock_or_try(). Return: 1 released, 0 no match, -EAGAIN busy.
+ */
+static int area_remove_access(struct iopt_area *area, uint64_t start_index,
+			      uint64_t last_index, bool unlock_area,
+			      bool trylock)
 {
 	struct iopt_pages *pages = area->pages;
 	struct iopt_pages_access *access;
+	bool matched;
 
+	if (!pages_lock_or_try(pages, trylock))
+		return -EAGAIN;
 	access = area_find_access(area, start_index, last_index, unlock_area);
-	if (!access)
-		return false;
+	matched = access;
+	if (!matched)
+		goto out_unlock;
 	if (unlock_area)
 		area->num_locks--;
 	area->num_accesses--;
 	if (--access->users)
-		return true;
+		goto out_unlock;
 	iopt_itree_remove(&access->node, &pages->pins->access_itree);
 	iopt_pages_unfill_store(pages, start_index, last_index);
 	iopt_free(access);
-	return true;
+out_unlock:
+	iopt_pages_unlock(pages);
+	return matched;
 }
 
 bool iopt_area_remove_access(struct iopt_area *area, uint64_t start_index,
 			     uint64_t last_index, bool unlock_area)
 {
-	bool matched;
-
-	iopt_pages_lock(area->pages);
-	matched = area_remove_access_locked(area, start_index, last_index,
-					    unlock_area);
-	iopt_pages_unlock(area->pages);
-	return matched;
+	return area_remove_access(area, start_index, last_index, unlock_area,
+				  false) == 1;
 }
 
 int iopt_area_try_remove_access(struct iopt_area *area, uint64_t start_index,
 				uint64_t last_index, bool unlock_area)
 {
-	bool matched;
-
-	if (!iopt_pages_trylock(area->pages))
-		return -EAGAIN;
-	matched = area_remove_access_locked(area, start_index, last_index,
-					    unlock_area);
-	iopt_pages_unlock(area->pages);
-	return matched;
+	return area_remove_access(area, start_index, last_index, unlock_area,
+				  true);
 }
 
 /* ---- byte copies ---- */

@@ -1456,6 +1456,15 @@ static bool race_wait(atomic_ulong *count, unsigned long n)
 	return atomic_load(count) >= n;
 }
 
+#ifndef NDEBUG	/* only the debug-build cases (hooks, counters) wait so */
+/* Wait (polling each millisecond) for @flag to be @value, at most @ms. */
+static void flag_wait(atomic_bool *flag, bool value, unsigned int ms)
+{
+	while (atomic_load(flag) != value && ms--)
+		usleep(1000);
+}
+#endif
+
 /* The device: pin a page of the area, read through it, unpin. */
 static void *race_device(void *arg)
 {
@@ -1553,10 +1562,9 @@ struct side_pin {
 
 static void *side_pin_thread(void *arg)
 {
+	unsigned long before = iopt_access_pin_lockless;
 	struct side_pin *p = arg;
 	void *page;
-
-	unsigned long before = iopt_access_pin_lockless;
 
 	p->rc = iopt_access_pin_pages(p->fx->drv.access, p->iova, PS, &page,
 				      NULL, 0);
@@ -1580,7 +1588,6 @@ static void pin_while_pages_busy(struct fx *fx, uint64_t iova,
 				 struct side_pin *p)
 {
 	struct iopt_pages *pages = area_at(fx->ioas, iova)->pages;
-	unsigned int waited;
 	pthread_t t;
 
 	*p = (struct side_pin){ .fx = fx, .iova = iova, .rc = 1 };
@@ -1588,9 +1595,7 @@ static void pin_while_pages_busy(struct fx *fx, uint64_t iova,
 	atomic_store(&in_pin_section, false);
 	iopt_access_pin_lockless_hook = mark_pin_section;
 	assert_int_equal(pthread_create(&t, NULL, side_pin_thread, p), 0);
-	for (waited = 0; waited != 200 && !atomic_load(&in_pin_section);
-	     waited++)
-		usleep(1000);
+	flag_wait(&in_pin_section, true, 200);
 	usleep(20 * 1000);
 	iopt_pages_unlock(pages);
 	assert_int_equal(pthread_join(t, NULL), 0);
@@ -1824,8 +1829,7 @@ static void *slot_holder_thread(void *arg)
 	assert_int_equal(iopt_access_rw(h->fx->drv.access, BASE, v, 8, 0, NULL),
 			 0);
 	atomic_store(&h->claimed, true);
-	while (!atomic_load(&h->done))
-		usleep(1000);
+	flag_wait(&h->done, true, UINT_MAX);
 	return NULL;
 }
 
@@ -1864,8 +1868,7 @@ static void access_writer_barrier_only_for_others(void **state)
 
 	assert_int_equal(pthread_create(&thread, NULL, slot_holder_thread, &h),
 			 0);
-	while (!atomic_load(&h.claimed))
-		usleep(1000);
+	flag_wait(&h.claimed, true, UINT_MAX);
 	/* a map has two write sections, an unmap of one area three */
 	assert_int_equal(map_unmap_barriers(&fx), 5);
 	atomic_store(&h.done, true);
@@ -1924,7 +1927,8 @@ static void *rw_race_fresh_read(void *arg)
 {
 	struct rw_race *r = arg;
 
-	rw_race_read(r, atomic_load(&r->reads_ok) + atomic_load(&r->reads_refused));
+	rw_race_read(r, atomic_load(&r->reads_ok) +
+			       atomic_load(&r->reads_refused));
 	return NULL;
 }
 
@@ -2059,9 +2063,20 @@ static void *unlocked_pin_thread(void *arg)
 	return NULL;
 }
 
-static void *detach_thread(void *arg)
+/* The change of IOAS that meets the pin: a detach, or a replace. */
+struct ioas_change {
+	struct iopt_access *access;
+	struct iopt_ioas *to;	/* NULL: detach */
+};
+
+static void *ioas_change_thread(void *arg)
 {
-	iopt_access_detach(arg);
+	struct ioas_change *c = arg;
+
+	if (c->to)
+		assert_int_equal(iopt_access_replace(c->access, c->to), 0);
+	else
+		iopt_access_detach(c->access);
 	return NULL;
 }
 
@@ -2081,33 +2096,31 @@ static atomic_bool pin_section_open;
 /* The hook: hold the pin inside its section until the test lets go. */
 static void hold_pin_section(void)
 {
-	unsigned int waited;
-
 	atomic_store(&in_pin_section, true);
-	for (waited = 0; waited != 2000 && atomic_load(&pin_section_open);
-	     waited++)
-		usleep(1000);
+	flag_wait(&pin_section_open, false, 2000);
 }
-#endif
 
 /*
- * A pin in flight when a detach starts lands before the driver's callback
- * is called, or fails: it never lands after, where the driver cannot know
- * of it. The test holds a lock-free pin inside its section (a debug hook)
- * while the detach runs, and lets it go once the callback has run or after
- * 300 ms: the pin used to land after the callback and stay in the old
- * IOAS (unmap then -EDEADLOCK); a locked one, holding ioas_lock, cannot.
+ * A pin in flight when a detach or replace starts lands before the
+ * driver's callback is called, or fails: it never lands after, where the
+ * driver cannot know of it. The test holds a lock-free pin inside its
+ * section (a debug hook) while the change runs, and lets it go once the
+ * callback has run or after 300 ms: the pin used to land after the
+ * callback and stay in the old IOAS (unmap then -EDEADLOCK); a locked one,
+ * holding ioas_lock, cannot.
  */
-static void access_detach_meets_pin_in_flight(void **state)
+static void change_meets_pin_in_flight(bool replace)
 {
-#ifndef NDEBUG
 	struct unlocked_pin u = { .rc = 1 };
-	pthread_t pin, detach;
-	unsigned int waited;
+	struct ioas_change change;
+	struct iopt_ioas *to = NULL;
+	pthread_t pin, changer;
 	struct fx fx;
 
-	(void)state;
 	fx_init_attached(&fx, 1);
+	if (replace)
+		assert_int_equal(iopt_ioas_alloc(fx.ctx, &to), 0);
+	change = (struct ioas_change){ fx.drv.access, to };
 	u.fx = &fx;
 	fx.drv.priv = &u;
 	fx.drv.during = unpin_unlocked;
@@ -2115,26 +2128,43 @@ static void access_detach_meets_pin_in_flight(void **state)
 	atomic_store(&pin_section_open, true);
 	iopt_access_pin_lockless_hook = hold_pin_section;
 	assert_int_equal(pthread_create(&pin, NULL, unlocked_pin_thread, &u), 0);
-	for (waited = 0; waited != 200 && !atomic_load(&in_pin_section);
-	     waited++)
-		usleep(1000);
-	assert_int_equal(pthread_create(&detach, NULL, detach_thread,
-					fx.drv.access), 0);
-	/* a detach that does not wait for the section calls back meanwhile */
-	for (waited = 0; waited != 300 && !atomic_load(&u.callback_started);
-	     waited++)
-		usleep(1000);
+	flag_wait(&in_pin_section, true, 200);
+	assert_int_equal(pthread_create(&changer, NULL, ioas_change_thread,
+					&change), 0);
+	/* a change that does not wait for the section calls back meanwhile */
+	flag_wait(&u.callback_started, true, 300);
 	atomic_store(&pin_section_open, false);
 	assert_int_equal(pthread_join(pin, NULL), 0);
-	assert_int_equal(pthread_join(detach, NULL), 0);
+	assert_int_equal(pthread_join(changer, NULL), 0);
 	iopt_access_pin_lockless_hook = NULL;
 
 	assert_true(u.rc == 0 || u.rc == -ENOENT);
 	assert_int_equal(area_accesses(fx.ioas, BASE), 0);
 	assert_int_equal(iopt_ioas_unmap_all(fx.ioas, NULL), 0);
+	if (to) {
+		iopt_access_detach(fx.drv.access);
+		assert_int_equal(iopt_ioas_destroy(to), 0);
+	}
 	fx_fini(&fx);
-#else
+}
+#endif
+
+static void access_detach_meets_pin_in_flight(void **state)
+{
 	(void)state;
+#ifndef NDEBUG
+	change_meets_pin_in_flight(false);
+#else
+	skip();
+#endif
+}
+
+static void access_replace_meets_pin_in_flight(void **state)
+{
+	(void)state;
+#ifndef NDEBUG
+	change_meets_pin_in_flight(true);
+#else
 	skip();
 #endif
 }
@@ -2297,6 +2327,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(access_replace_while_pinned),
 	cmocka_unit_test(access_destroy_waits_for_callback),
 	cmocka_unit_test(access_detach_meets_pin_in_flight),
+	cmocka_unit_test(access_replace_meets_pin_in_flight),
 };
 
 IOPT_TEST_MAIN(tests)

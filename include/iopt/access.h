@@ -173,9 +173,9 @@ IOPT_API void iopt_access_detach(struct iopt_access *access);
  * one range are counted: two pins need two unpins. Overlapping different
  * ranges are independent.
  * Threads: a pin or unpin of up to 16 pages inside one area a domain holds
- * may take no IOAS lock (docs/locking.md), so, as for iopt_access_rw(), neither may be called
- * from a signal handler that interrupted another call of this thread into
- * the library. A pin in flight when a detach or replace starts completes
+ * may take no IOAS lock (docs/locking.md), so, as for iopt_access_rw(),
+ * neither may be called from a signal handler that interrupted another call
+ * of this thread into the library. A pin in flight when a detach or replace starts completes
  * before the unmap callback is called, or fails with -ENOENT.
  * Return: 0; -EOPNOTSUPP (unknown flag); -EINVAL (NULL access, zero
  * @length, an access that does not pin, an area being unmapped, a page
