@@ -142,7 +142,11 @@ void iopt_readers_synchronize(void)
 		return;	/* no section was ever entered */
 	/* the caller's flag (fast_excluded, fast_iopt) before the count */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&nr_claimed, memory_order_relaxed) <=
+	/*
+	 * acquire: a thread that gave its slot back did so after its last
+	 * section, whose loads must happen before what the caller changes next
+	 */
+	if (atomic_load_explicit(&nr_claimed, memory_order_acquire) <=
 	    (iopt_reader_self ? 1u : 0u))
 		return;
 	barrier_issued();
