@@ -373,16 +373,17 @@ static struct io_pagetable *access_lockless_begin(struct iopt_access *access,
  * being unmapped. The domain matters to pins too: their store then fills
  * from it and empties into it, with no registry work and no mlock in the
  * section. NULL sends the call to the locked path, which gives the answer
- * for every other case (errors included).
+ * for every other case (errors included). Always inline: the rw's whole
+ * section is a few dozen instructions, and a call spills its registers.
  */
-static struct iopt_area *lockless_area(struct io_pagetable *iopt,
-				       uint64_t iova, uint64_t last_iova,
-				       unsigned int need)
+static inline __attribute__((always_inline)) struct iopt_area *
+lockless_area(struct io_pagetable *iopt, uint64_t iova, uint64_t last_iova,
+	      unsigned int need)
 {
 	struct iopt_area *area = iopt_area_find_lockless(iopt, iova);
 
 	if (!area || last_iova - iova > iopt_area_last_iova(area) - iova ||
-	    !(area->lockless_prot & need))
+	    !(iopt_area_lockless_prot_read(area) & need))
 		return NULL;
 	return area;
 }

@@ -33,14 +33,26 @@
 /* Unmap gives up on an area whose accesses ignore this many notifications. */
 #define IOPT_UNMAP_MAX_TRIES 100
 
-void iopt_iova_write_lock(struct io_pagetable *iopt)
+void iopt_iova_write_lock_beside_readers(struct io_pagetable *iopt)
 {
 	iopt_rwlock_write(&iopt->iova_rwsem);
+}
+
+void iopt_iova_exclude_readers(struct io_pagetable *iopt)
+{
+	iopt_assert_held_write(&iopt->iova_rwsem);
 	/* changed only under this lock, so stable for the whole section */
-	if (!atomic_load_explicit(&iopt->nr_fast_readers, memory_order_relaxed))
+	if (!atomic_load_explicit(&iopt->nr_fast_readers, memory_order_relaxed) ||
+	    atomic_load_explicit(&iopt->fast_excluded, memory_order_relaxed))
 		return;
 	atomic_store_explicit(&iopt->fast_excluded, true, memory_order_relaxed);
 	iopt_readers_synchronize();
+}
+
+void iopt_iova_write_lock(struct io_pagetable *iopt)
+{
+	iopt_iova_write_lock_beside_readers(iopt);
+	iopt_iova_exclude_readers(iopt);
 }
 
 void iopt_iova_write_unlock(struct io_pagetable *iopt)
@@ -323,8 +335,12 @@ static int iopt_insert_area(struct io_pagetable *iopt, struct iopt_area *area,
 	if (rc)
 		return rc;
 	rc = iopt_iova_index_insert(&iopt->area_index, &area->node);
-	if (rc)
+	if (rc) {
+		/* no lock-free lookup may still walk the nodes it retired */
+		iopt_iova_exclude_readers(iopt);
+		iopt_iova_index_reclaim(&iopt->area_index);
 		return rc;
+	}
 	area->iopt = iopt;
 	iopt_itree_insert(&area->node, &iopt->area_itree);
 	return 0;
@@ -404,7 +420,8 @@ static int iopt_alloc_area_pages(struct io_pagetable *iopt,
 			return -ENOMEM;
 	}
 
-	iopt_iova_write_lock(iopt);
+	/* it only inserts areas: lock-free readers may go on reading */
+	iopt_iova_write_lock_beside_readers(iopt);
 	if (!length || !iopt_is_aligned(length, iopt->iova_alignment)) {
 		iopt_refuse(iopt, "map: length 0x%" PRIx64 " is not a non-zero "
 			    "multiple of the alignment 0x%" PRIx64, length,
@@ -502,9 +519,10 @@ int iopt_map_pages(struct io_pagetable *iopt, struct iopt_pages_list *list,
 	/*
 	 * Publish inside the domains_rwsem read section: a domain attached
 	 * concurrently either finds the area published or was seen by the
-	 * fill above.
+	 * fill above. Lock-free readers go on: they find each area with
+	 * lockless_prot 0 until it is whole.
 	 */
-	iopt_iova_write_lock(iopt);
+	iopt_iova_write_lock_beside_readers(iopt);
 	for (i = 0; i != list->n; i++) {
 		/* moves the pages reference from the list into the area */
 		list->elms[i].area->pages = list->elms[i].pages;
@@ -712,12 +730,15 @@ static int iopt_unmap_iova_range(struct io_pagetable *iopt, uint64_t start,
 	 */
 again:
 	iopt_rwlock_read(&iopt->domains_rwsem);
-	iopt_iova_write_lock(iopt);
+	/* readers are excluded only once there is an area to take away */
+	iopt_iova_write_lock_beside_readers(iopt);
 	while ((area = iopt_area_iter_first(iopt, start, last))) {
 		uint64_t area_first = iopt_area_iova(area);
 		uint64_t area_last = iopt_area_last_iova(area);
 		struct iopt_pages *pages;
 
+		/* before num_locks and num_accesses, which lock-free pins change */
+		iopt_iova_exclude_readers(iopt);
 		rc = unmap_check_area(iopt, area, start, last);
 		if (rc)
 			goto out_unlock_iova;
@@ -762,7 +783,7 @@ again:
 		iopt_put_pages(pages);
 		unmapped_bytes += area_last - area_first + 1;
 
-		iopt_iova_write_lock(iopt);
+		iopt_iova_write_lock_beside_readers(iopt);
 		/*
 		 * A concurrent map may have reused the IOVA just freed: move
 		 * the start past it so it is not unmapped too.

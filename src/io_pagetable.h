@@ -187,8 +187,9 @@ struct iopt_access_slot {
  * @accesses: (d) access slots, indexed by access id; @naccess_slots long.
  * @nr_fast_readers: (i write) attached accesses that may read lock-free
  *	(readers.h); while it is not 0, every iova_rwsem write section
- *	excludes them first (iopt_iova_write_lock()).
- * @fast_excluded: (a) set for the length of such a write section: a
+ *	excludes them before it changes what they read
+ *	(iopt_iova_exclude_readers()).
+ * @fast_excluded: (a) set from then to the end of the section: a
  *	lock-free reader that sees it takes the locked path.
  */
 struct io_pagetable {
@@ -219,8 +220,19 @@ struct io_pagetable {
  * not iopt_rwlock_write(), so no section that changes what those readers
  * read (the area index, an area's node, pages, storage_domain or
  * prevent_access) can be missed.
+ *
+ * iopt_iova_write_lock_beside_readers() leaves them reading, for a section
+ * that only inserts areas into the index and publishes new ones (map), or
+ * that may find nothing to change (unmap): an insert keeps every lookup
+ * right (iova_index.h), and a new area's lockless_prot goes from 0 with a
+ * release store after everything a reader reads of it. Such a section
+ * calls iopt_iova_exclude_readers() before it changes or reads anything
+ * else readers touch (a failed insert's nodes, num_accesses, an area to
+ * unmap); that costs the barrier only then, and only once per section.
  */
 void iopt_iova_write_lock(struct io_pagetable *iopt);
+void iopt_iova_write_lock_beside_readers(struct io_pagetable *iopt);
+void iopt_iova_exclude_readers(struct io_pagetable *iopt);
 void iopt_iova_write_unlock(struct io_pagetable *iopt);
 
 /*
@@ -326,15 +338,25 @@ static inline uint8_t iopt_area_lockless_prot(const struct iopt_area *area)
 
 /*
  * Recompute @area->lockless_prot after a change to pages, storage_domain or
- * prevent_access. Only under iova_rwsem held for writing, when no lock-free
- * reader runs (iopt_iova_write_lock()); a change to storage_domain while the
- * area is unpublished (map's fill, unmap's unfill) needs none, as pages is
- * NULL then and lockless_prot already 0.
+ * prevent_access. Only under iova_rwsem held for writing, with lock-free
+ * readers excluded, or, to publish an area whose lockless_prot was 0 since
+ * it was inserted, beside them (iopt_iova_write_lock_beside_readers()): the
+ * release store orders every field set before it ahead of a reader's
+ * acquire load (iopt_area_lockless_prot_read()). A change to
+ * storage_domain while the area is unpublished (map's fill, unmap's
+ * unfill) needs none, as pages is NULL then and lockless_prot already 0.
  */
 static inline void iopt_area_update_lockless(struct iopt_area *area)
 {
 	iopt_assert_held_write(&area->iopt->iova_rwsem);
-	area->lockless_prot = iopt_area_lockless_prot(area);
+	__atomic_store_n(&area->lockless_prot, iopt_area_lockless_prot(area),
+			 __ATOMIC_RELEASE);
+}
+
+/* @area->lockless_prot, in a lock-free section: what is set before it holds. */
+static inline uint8_t iopt_area_lockless_prot_read(const struct iopt_area *area)
+{
+	return __atomic_load_n(&area->lockless_prot, __ATOMIC_ACQUIRE);
 }
 
 /*

@@ -16,11 +16,21 @@
  * single value back into its parent's slot, restoring the canonical shape (a
  * function of the interval set) it started from.
  *
+ * Insert also keeps every answer a lock-free lookup may get right while it
+ * runs: a node is filled before the release store that links it, a move
+ * into a new node happens before that node replaces the slot, and every
+ * other store puts the new interval in a slot that no interval used, so a
+ * lookup beside an insert finds each old interval and either finds the new
+ * one or misses it. Only a failed insert takes nodes out again; it parks
+ * them (retired) instead of freeing them, for the owner to free once no
+ * lookup can be inside them.
+ *
  * Block arithmetic: a node at level k has slots of 2^(4k) bytes and spans
  * 16 << 4k bytes from its base; the top level spans all 2^64, so every bound
  * is clipped to the interval first, and the only end computed past
  * UINT64_MAX is the top level's span, which wraps to UINT64_MAX by design.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 
@@ -51,6 +61,16 @@ struct iopt_iova_index_spares {
 static bool slot_is_node(uintptr_t slot)
 {
 	return slot & IOPT_IOVA_INDEX_NODE;
+}
+
+/*
+ * Every slot write is a release store: an insert runs beside lock-free
+ * lookups (iova_index.h), which must see a node or an interval whole once
+ * they load the slot that publishes it.
+ */
+static void slot_set(uintptr_t *slot, uintptr_t value)
+{
+	__atomic_store_n(slot, value, __ATOMIC_RELEASE);
 }
 
 static node_t *slot_node(uintptr_t slot)
@@ -139,7 +159,10 @@ static void node_free(struct iopt_iova_index *idx, node_t *node)
 	struct iopt_iova_index_spares *spares = idx->spares;
 
 	idx->nr_nodes--;
-	if (spares && spares->n != IOPT_ARRAY_SIZE(spares->nodes))
+	if (idx->retiring) {
+		assert(idx->nr_retired != IOPT_ARRAY_SIZE(idx->retired));
+		idx->retired[idx->nr_retired++] = node;
+	} else if (spares && spares->n != IOPT_ARRAY_SIZE(spares->nodes))
 		spares->nodes[spares->n++] = node;
 	else
 		iopt_free(node);
@@ -172,7 +195,7 @@ static int node_update(struct iopt_iova_index *idx, node_t *node,
 		uint64_t first = slot_first(node, i), final = slot_last(node, i);
 
 		if (start <= first && final <= last)
-			node->slots[i] = add ? item : 0;
+			slot_set(&node->slots[i], add ? item : 0);
 		else if (add)
 			rc = slot_insert(idx, &node->slots[i], node_level(node),
 					 first, final, IOPT_MAX(start, first),
@@ -199,7 +222,7 @@ static int slot_insert(struct iopt_iova_index *idx, uintptr_t *slot,
 	node_t *node;
 
 	if (!*slot) {
-		*slot = item;
+		slot_set(slot, item);
 		return 0;
 	}
 	if (slot_is_node(*slot)) {
@@ -218,11 +241,13 @@ static int slot_insert(struct iopt_iova_index *idx, uintptr_t *slot,
 	if (!node)
 		return -ENOMEM;
 	if (slot_is_node(*slot))
-		node->slots[(old_start - node_base(node)) >> node_shift(node)] =
-			node_slot(slot_node(*slot), node_level(node));
+		slot_set(&node->slots[(old_start - node_base(node)) >>
+				      node_shift(node)],
+			 node_slot(slot_node(*slot), node_level(node)));
 	else	/* a fresh node has no slot taken: cannot fail */
 		(void)node_update(idx, node, old_start, old_last, *slot, true);
-	*slot = node_slot(node, owner);
+	/* the node holds the old value already: a lookup sees no change */
+	slot_set(slot, node_slot(node, owner));
 	return node_update(idx, node, start, last, item, true);
 }
 
@@ -245,8 +270,9 @@ static void slot_fold(struct iopt_iova_index *idx, uintptr_t *slot,
 			return;
 		only = node->slots[i];
 	}
+	slot_set(slot, slot_is_node(only) ? node_slot(slot_node(only), owner) :
+					    only);
 	node_free(idx, node);
-	*slot = slot_is_node(only) ? node_slot(slot_node(only), owner) : only;
 }
 
 /* A value other than @item or a node holding it: an aborted insert's. */
@@ -257,7 +283,7 @@ static void slot_remove(struct iopt_iova_index *idx, uintptr_t *slot,
 	node_t *node;
 
 	if (*slot == item) {
-		*slot = 0;
+		slot_set(slot, 0);
 		return;
 	}
 	if (!slot_is_node(*slot))
@@ -277,12 +303,22 @@ int iopt_iova_index_insert(struct iopt_iova_index *idx,
 
 	rc = slot_insert(idx, &idx->root, NR_LEVELS, 0, UINT64_MAX,
 			 item->start, item->last, (uintptr_t)item);
-	if (rc)
+	if (rc) {
+		/* the nodes it published may be on a lookup's path */
+		idx->retiring = true;
 		slot_remove(idx, &idx->root, NR_LEVELS, item->start, item->last,
 			    (uintptr_t)item);
-	else
+		idx->retiring = false;
+	} else {
 		idx->nr_items++;
+	}
 	return rc;
+}
+
+void iopt_iova_index_reclaim(struct iopt_iova_index *idx)
+{
+	while (idx->nr_retired)
+		iopt_free(idx->retired[--idx->nr_retired]);
 }
 
 void iopt_iova_index_remove(struct iopt_iova_index *idx,
@@ -332,6 +368,7 @@ static void node_destroy(struct iopt_iova_index *idx, node_t *node)
 
 void iopt_iova_index_destroy(struct iopt_iova_index *idx)
 {
+	iopt_iova_index_reclaim(idx);
 	if (slot_is_node(idx->root))
 		node_destroy(idx, slot_node(idx->root));
 	idx->root = 0;

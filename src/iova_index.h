@@ -44,11 +44,17 @@
  * and frees only its own nodes, through alloc.h.
  *
  * Locking: none inside; the owner's lock (iova_rwsem for areas), exclusive
- * for insert/remove, shared for lookups.
+ * for insert/remove/split, shared for lookups. Lookups may also run with no
+ * lock beside an insert (not a remove or split), as lock-free readers do
+ * beside a map (readers.h): slots are written with release stores and read
+ * with acquire loads, and a failed insert parks the nodes it had linked in
+ * @retired until the owner, having waited for such lookups, calls
+ * iopt_iova_index_reclaim().
  */
 #ifndef IOPT_IOVA_INDEX_H
 #define IOPT_IOVA_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,14 +94,23 @@ struct iopt_iova_index_node {
  * @nr_items: intervals indexed (so a checker can tell a stray one).
  * @spares: private: nodes set aside by iopt_iova_index_split() while it
  *	    runs, NULL otherwise.
+ * @retired: nodes a failed insert unlinked, not yet freed (not counted in
+ *	     @nr_nodes); @nr_retired of them. An insert links at most one new
+ *	     node per level on each of its two edges.
+ * @retiring: private: set while a failed insert undoes itself.
  */
 struct iopt_iova_index_spares;
+
+#define IOPT_IOVA_INDEX_RETIRED_MAX 32
 
 struct iopt_iova_index {
 	uintptr_t root;
 	size_t nr_nodes;
 	size_t nr_items;
 	struct iopt_iova_index_spares *spares;
+	struct iopt_iova_index_node *retired[IOPT_IOVA_INDEX_RETIRED_MAX];
+	unsigned int nr_retired;
+	bool retiring;
 };
 
 /**
@@ -115,11 +130,22 @@ static inline void iopt_iova_index_init(struct iopt_iova_index *idx)
  * Cost: O(levels) plus the slots @item covers whole; allocates at most one
  * node per level where @item meets a neighbour sharing a block.
  * Return: 0 or -ENOMEM.
- * Locking: the owner's lock, exclusive.
- * On failure: the index is exactly as before (same nodes, same answers).
+ * Locking: the owner's lock, exclusive; lock-free lookups may run beside it.
+ * On failure: the index is exactly as before (same nodes, same answers);
+ * the nodes it had linked wait in @idx->retired for
+ * iopt_iova_index_reclaim().
  */
 int iopt_iova_index_insert(struct iopt_iova_index *idx,
 			   struct iopt_itree_node *item);
+
+/**
+ * iopt_iova_index_reclaim() - Free the nodes failed inserts retired
+ * @idx: the index
+ *
+ * Locking: the owner's lock, exclusive, and no lock-free lookup that may
+ * have started before the failed insert still running.
+ */
+void iopt_iova_index_reclaim(struct iopt_iova_index *idx);
 
 /**
  * iopt_iova_index_remove() - Drop an indexed interval
@@ -168,13 +194,14 @@ void iopt_iova_index_destroy(struct iopt_iova_index *idx);
  * @iova: any 64-bit address
  *
  * Return: the interval with start <= @iova <= last, or NULL.
- * Locking: the owner's lock, shared.
+ * Locking: the owner's lock, shared; or none beside an insert (acquire
+ * loads: what a slot points to was written before it was linked).
  */
 static inline struct iopt_itree_node *
 iopt_iova_index_lookup(const struct iopt_iova_index *idx, uint64_t iova)
 {
 	unsigned int shift = 64;	/* the root slot's block: all 2^64 */
-	uintptr_t slot = idx->root;
+	uintptr_t slot = __atomic_load_n(&idx->root, __ATOMIC_ACQUIRE);
 	struct iopt_itree_node *item;
 
 	/*
@@ -192,8 +219,9 @@ iopt_iova_index_lookup(const struct iopt_iova_index *idx, uint64_t iova)
 			shift = (unsigned int)(node->key &
 					       IOPT_IOVA_INDEX_LEVEL_MASK) *
 				IOPT_IOVA_INDEX_BITS;
-		slot = node->slots[(iova >> shift) &
-				   (IOPT_IOVA_INDEX_SLOTS - 1)];
+		slot = __atomic_load_n(&node->slots[(iova >> shift) &
+						    (IOPT_IOVA_INDEX_SLOTS - 1)],
+				       __ATOMIC_ACQUIRE);
 	}
 	item = (struct iopt_itree_node *)slot;
 	if (!item || iova < item->start || iova > item->last)

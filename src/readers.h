@@ -25,9 +25,11 @@
  * reader's odd sequence and waits, or the reader sees the flag and takes
  * the locked path. So readers pay nothing and each write section of an IOAS
  * that has fast readers pays one system call; an IOAS without any pays one
- * test. A reader that bails takes the ordinary locked path, which is always
- * correct, so every failure here (no slot left, no membarrier, running
- * under valgrind, whose tools do not model this) only costs speed.
+ * test. A section that only adds (a map) leaves them reading and pays
+ * nothing (iopt_iova_write_lock_beside_readers()). A reader that bails
+ * takes the ordinary locked path, which is always correct, so every
+ * failure here (no slot left, no membarrier, running under valgrind, whose
+ * tools do not model this) only costs speed.
  *
  * Reader sections must be short (a lookup and one copy, or a small pin or
  * unpin of domain-held pages, which takes pages->mutex only with a trylock)
