@@ -346,7 +346,12 @@ static int iopt_insert_area(struct io_pagetable *iopt, struct iopt_area *area,
 	return 0;
 }
 
-/* Remove a never-published area (pages == NULL) and free it. */
+/*
+ * Remove a never-published area (pages == NULL) and free it. One whose
+ * insert failed (area->iopt still NULL) is in no structure, and readers
+ * were excluded when the insert failed (iopt_insert_area()), so it is freed
+ * with no lock.
+ */
 static void iopt_abort_area(struct iopt_area *area)
 {
 	struct io_pagetable *iopt = area->iopt;

@@ -215,11 +215,11 @@ struct io_pagetable {
 };
 
 /*
- * iova_rwsem for writing, lock-free readers (readers.h) kept out for the
- * whole section. Every write section of iova_rwsem takes it through these,
- * not iopt_rwlock_write(), so no section that changes what those readers
- * read (the area index, an area's node, pages, storage_domain or
- * prevent_access) can be missed.
+ * iova_rwsem for writing. iopt_iova_write_lock() keeps lock-free readers
+ * (readers.h) out for the whole section. Every write section of iova_rwsem
+ * takes the lock through these, not iopt_rwlock_write(), so no section
+ * that changes what those readers read (the area index, an area's node,
+ * pages, storage_domain or prevent_access) can miss excluding them.
  *
  * iopt_iova_write_lock_beside_readers() leaves them reading, for a section
  * that only inserts areas into the index and publishes new ones (map), or

@@ -301,6 +301,9 @@ int iopt_iova_index_insert(struct iopt_iova_index *idx,
 {
 	int rc;
 
+	/* retired holds one failed insert's nodes: reclaim them first */
+	if (idx->nr_retired)
+		return -EBUSY;
 	rc = slot_insert(idx, &idx->root, NR_LEVELS, 0, UINT64_MAX,
 			 item->start, item->last, (uintptr_t)item);
 	if (rc) {

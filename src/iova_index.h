@@ -129,7 +129,9 @@ static inline void iopt_iova_index_init(struct iopt_iova_index *idx)
  *
  * Cost: O(levels) plus the slots @item covers whole; allocates at most one
  * node per level where @item meets a neighbour sharing a block.
- * Return: 0 or -ENOMEM.
+ * Return: 0; -ENOMEM; -EBUSY while an earlier failed insert's nodes are
+ * still retired (the owner must reclaim them first: @retired has room for
+ * one insert's).
  * Locking: the owner's lock, exclusive; lock-free lookups may run beside it.
  * On failure: the index is exactly as before (same nodes, same answers);
  * the nodes it had linked wait in @idx->retired for

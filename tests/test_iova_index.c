@@ -537,7 +537,7 @@ static void test_iova_index_fail_nth(void **state)
  * then [0x1800, 0x1fff] needs a level-3 node (linked at once, holding the
  * first in slots 0 and 1) and a level-2 one under slot 1; failing the second
  * allocation leaves the first retired, unlinked but allocated, for
- * iopt_iova_index_reclaim().
+ * iopt_iova_index_reclaim(), and refuses further inserts until then.
  */
 static void test_iova_index_retire(void **state)
 {
@@ -560,6 +560,9 @@ static void test_iova_index_retire(void **state)
 	assert_int_equal(iopt_alloc_live(), live + 1);
 	assert_ptr_equal(iopt_iova_index_lookup(&idx, 0x1000), &x);
 	assert_null(iopt_iova_index_lookup(&idx, 0x1800));
+	/* no second insert until the owner has reclaimed: retired is full */
+	assert_int_equal(iopt_iova_index_insert(&idx, &y), -EBUSY);
+	assert_int_equal(idx.nr_retired, 1);
 	iopt_iova_index_reclaim(&idx);
 	assert_int_equal(idx.nr_retired, 0);
 	assert_int_equal(iopt_alloc_live(), live);
