@@ -865,7 +865,8 @@ int iopt_set_allow_iova(struct io_pagetable *iopt,
 	struct iopt_allowed *node;
 	int rc = 0;
 
-	iopt_iova_write_lock(iopt);
+	/* lock-free readers never read the allowed and reserved ranges */
+	iopt_iova_write_lock_beside_readers(iopt);
 	old = iopt->allowed_itree;
 	iopt->allowed_itree = *allowed;
 	for (node = iopt_allowed_iter_first(iopt, 0, UINT64_MAX); node;
@@ -959,7 +960,8 @@ static void iopt_remove_reserved_iova_locked(struct io_pagetable *iopt,
  */
 void iopt_remove_reserved_iova(struct io_pagetable *iopt, const void *owner)
 {
-	iopt_iova_write_lock(iopt);
+	/* lock-free readers never read the reserved ranges */
+	iopt_iova_write_lock_beside_readers(iopt);
 	iopt_remove_reserved_iova_locked(iopt, owner);
 	iopt_iova_write_unlock(iopt);
 }

@@ -334,7 +334,8 @@ int iopt_ioas_reserve(struct iopt_ioas *ioas, uint64_t start, uint64_t last,
 
 	if (!ioas || !owner || start > last)
 		return ioas_trace("reserve", ioas, -EINVAL);
-	iopt_iova_write_lock(&ioas->iopt);
+	/* lock-free readers never read the reserved ranges */
+	iopt_iova_write_lock_beside_readers(&ioas->iopt);
 	rc = iopt_reserve_iova(&ioas->iopt, start, last, owner);
 	iopt_iova_write_unlock(&ioas->iopt);
 	return ioas_trace("reserve", ioas, rc);

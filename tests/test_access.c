@@ -1882,6 +1882,10 @@ static void access_writer_barrier_only_for_others(void **state)
 	before = atomic_load(&iopt_readers_barriers);
 	assert_int_equal(iopt_ioas_unmap(fx.ioas, BASE + 32 * PS, PS, NULL),
 			 -ENOENT);
+	/* nor do the ranges, which readers never read */
+	assert_int_equal(iopt_ioas_reserve(fx.ioas, 0, PS - 1, &fx), 0);
+	assert_int_equal(iopt_ioas_unreserve(fx.ioas, &fx), 0);
+	assert_int_equal(iopt_ioas_allow_iovas(fx.ioas, NULL, 0), 0);
 	assert_int_equal(atomic_load(&iopt_readers_barriers), before);
 	atomic_store(&h.done, true);
 	assert_int_equal(pthread_join(thread, NULL), 0);
