@@ -2026,6 +2026,123 @@ static void access_race_fresh_readers(void **state)
 	race_unmap_rw(rw_race_spawner, 1);
 }
 
+#ifndef NDEBUG
+/*
+ * Devices read, pin and unpin the area at BASE with no lock while the IOAS
+ * maps and unmaps pages all around it, near (reshaping the index nodes
+ * above BASE's slot) and far (new nodes over the whole span), every other
+ * map under a fail-nth of its allocations: maps leave the devices reading,
+ * so each of their calls must succeed, on the right bytes, mostly lock-free,
+ * and a read of a page being mapped finds it whole or not at all; no
+ * allocation may be left (a failed insert's retired nodes included).
+ */
+struct beside {
+	struct fx *fx;
+	atomic_bool stop;
+	atomic_ulong calls;
+	atomic_ulong lockless;
+};
+
+/* Map @k's IOVA: odd ones right after BASE's area, even ones a GiB apart. */
+static uint64_t beside_iova(uint64_t k)
+{
+	return k % 2 ? BASE + (4 + k) * PS : BASE + ((uint64_t)(k + 2) << 30);
+}
+
+static void *beside_device(void *arg)
+{
+	struct beside *b = arg;
+	unsigned long before = iopt_access_rw_lockless + iopt_access_pin_lockless;
+	struct iopt_access *access = b->fx->drv.access;
+	uint64_t n;
+	void *page;
+	char v[8];
+	int rc;
+
+	for (n = 0; !atomic_load(&b->stop); n++) {
+		uint64_t off = (n * 4104) % (4 * PS - 8);
+
+		assert_int_equal(iopt_access_rw(access, BASE + off, v, 8, 0,
+						NULL), 0);
+		assert_memory_equal(v, b->fx->buf + off, 8);
+		assert_int_equal(iopt_access_pin_pages(access, BASE + off / PS * PS,
+						       PS, &page, NULL, 0), 0);
+		assert_ptr_equal(page, b->fx->buf + off / PS * PS);
+		iopt_access_unpin_pages(access, BASE + off / PS * PS, PS);
+		/* a page being mapped: there whole, or not yet */
+		rc = iopt_access_rw(access, beside_iova(n % 64) + off % PS / 8 * 8,
+				    v, 8, 0, NULL);
+		assert_true(rc == 0 || rc == -ENOENT);
+		if (!rc)
+			assert_memory_equal(v, b->fx->buf + off % PS / 8 * 8, 8);
+		atomic_fetch_add(&b->calls, 1);
+	}
+	atomic_fetch_add(&b->lockless, iopt_access_rw_lockless +
+					       iopt_access_pin_lockless - before);
+	return NULL;
+}
+
+/* One page of fx->buf at @iova, under a fail-nth of @nth if not 0. */
+static bool beside_map(struct fx *fx, uint64_t iova, unsigned long nth)
+{
+	int rc;
+
+	if (nth)
+		iopt_fail_nth_arm(nth);
+	rc = iopt_ioas_map(fx->ioas, fx->buf, PS, &iova, RW_RW | FIXED);
+	if (nth)
+		iopt_fail_nth_disarm();
+	assert_true(rc == 0 || (nth && rc == -ENOMEM));
+	return !rc;
+}
+
+static void access_race_map_beside_readers(void **state)
+{
+	unsigned int rounds = iopt_test_quick() ? 4 : 20, r, k, nfailed = 0;
+	uint64_t rng = iopt_test_seed() ^ 0xbe51de;
+	struct beside b = { 0 };
+	pthread_t threads[2];
+	struct fx fx;
+
+	(void)state;
+	if (iopt_readers_enable())
+		skip();	/* valgrind: every read locks, nothing to race */
+	fx_init_attached(&fx, 4);
+	b.fx = &fx;
+	for (k = 0; k != 2; k++)
+		assert_int_equal(pthread_create(&threads[k], NULL, beside_device,
+						&b), 0);
+	(void)race_wait(&b.calls, 1);
+	for (r = 0; r != rounds; r++) {
+		bool mapped[64];
+
+		for (k = 0; k != 64; k++) {
+			uint64_t iova = beside_iova(k);
+			unsigned long nth = k % 4 < 2 ?
+				0 : 1 + iopt_test_rand(&rng) % 12;
+
+			mapped[k] = beside_map(&fx, iova, nth);
+			nfailed += !mapped[k];
+		}
+		for (k = 0; k != 64; k++)
+			if (mapped[k])
+				assert_int_equal(iopt_ioas_unmap(fx.ioas,
+								 beside_iova(k),
+								 PS, NULL), 0);
+	}
+	atomic_store(&b.stop, true);
+	for (k = 0; k != 2; k++)
+		assert_int_equal(pthread_join(threads[k], NULL), 0);
+	print_message("map beside readers: %lu device calls, %lu lock-free, "
+		      "%u maps refused\n", atomic_load(&b.calls),
+		      atomic_load(&b.lockless), nfailed);
+	assert_true(nfailed > 0);
+	assert_true(atomic_load(&b.lockless) > 0);
+	assert_int_equal(iopt_ioas_unmap_all(fx.ioas, NULL), 0);
+	fx_fini(&fx);
+}
+#endif
+
 /*
  * The device keeps one pin of both pages and reads through the IOAS until
  * the callback of a replace takes the pin away; then it pins again at once,
@@ -2341,6 +2458,9 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(access_writer_barrier_only_for_others),
 	cmocka_unit_test(access_race_unmap_rw),
 	cmocka_unit_test(access_race_fresh_readers),
+#ifndef NDEBUG
+	cmocka_unit_test(access_race_map_beside_readers),
+#endif
 	cmocka_unit_test(access_replace_while_pinned),
 	cmocka_unit_test(access_destroy_waits_for_callback),
 	cmocka_unit_test(access_detach_meets_pin_in_flight),
