@@ -781,14 +781,22 @@ again:
 		pages = area->pages;
 		area->pages = NULL;
 		iopt_area_update_lockless(area);
+		/*
+		 * Out of the index while readers are excluded, so none can
+		 * find it from here on and it needs no second barrier to be
+		 * freed; the interval tree keeps its IOVA taken (and other
+		 * callers see it busy) until the domains are unfilled.
+		 */
+		iopt_iova_index_remove(&iopt->area_index, &area->node);
 		iopt_iova_write_unlock(iopt);
 
 		iopt_area_unfill_domains(area, pages);
-		iopt_abort_area(area);
 		iopt_put_pages(pages);
 		unmapped_bytes += area_last - area_first + 1;
 
 		iopt_iova_write_lock_beside_readers(iopt);
+		iopt_itree_remove(&area->node, &iopt->area_itree);
+		iopt_free(area);
 		/*
 		 * A concurrent map may have reused the IOVA just freed: move
 		 * the start past it so it is not unmapped too.
@@ -1413,7 +1421,8 @@ int iopt_cut_iova(struct io_pagetable *iopt, const uint64_t *iovas, size_t n)
 	for (i = 0; i != n; i++) {
 		struct iopt_area *area;
 
-		area = iopt_area_find(iopt, iovas[i]);
+		/* the tree, as the kernel: it also holds areas being unmapped */
+		area = iopt_area_iter_first(iopt, iovas[i], iovas[i]);
 		if (!area)
 			continue;
 		rc = iopt_area_split(area, iovas[i]);

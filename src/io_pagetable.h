@@ -171,8 +171,9 @@ struct iopt_access_slot {
  * @iova_rwsem: guards the three trees, every area's node and pages pointer,
  *	@iova_alignment and @disable_large_pages.
  * @area_itree: (i) struct iopt_area::node, never overlapping.
- * @area_index: (i) the same nodes as @area_itree, for point lookups
- *	(iopt_area_find()): a few loads instead of a tree descent.
+ * @area_index: (i) the same nodes as @area_itree but those of areas being
+ *	unmapped, for point lookups (iopt_area_find()): a few loads instead
+ *	of a tree descent.
  * @allowed_itree: (i) struct iopt_allowed::node, never overlapping.
  * @reserved_itree: (i) struct iopt_reserved::node, may overlap each other
  *	but never an area or an allowed range.
@@ -360,7 +361,10 @@ static inline uint8_t iopt_area_lockless_prot_read(const struct iopt_area *area)
 }
 
 /*
- * iopt_area_find() - the area holding @iova (published or not), or NULL.
+ * iopt_area_find() - the area holding @iova, published or being mapped,
+ * or NULL. An area being unmapped has left the index (pages NULL, still in
+ * area_itree until its domains are unfilled), so callers that must see it
+ * busy walk the tree instead.
  * Locking: iova_rwsem, shared; or, for _lockless(), inside a lock-free
  * reader's section (readers.h) that found iopt->fast_excluded clear.
  */

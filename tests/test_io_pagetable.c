@@ -1652,6 +1652,26 @@ static int inflight_map_pages(struct iopt_domain *d, uint64_t iova,
 	return mock_map_pages(d, iova, paddr, pgsize, pgcount, prot, mapped);
 }
 
+/* Attach a mock domain on @ops, a copy of mock_ops with one hook. */
+static void inflight_attach(struct fix *f, struct mock_domain *m,
+			    const struct iopt_domain_ops *ops)
+{
+	pthread_mutex_init(&m->lock, NULL);
+	m->domain = (struct iopt_domain){
+		.ops = ops, .pgsize_bitmap = PAGE,
+		.aperture_start = MOCK_APERTURE_START,
+		.aperture_last = MOCK_APERTURE_LAST,
+	};
+	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &m->domain), 0);
+}
+
+static void inflight_detach(struct fix *f, struct mock_domain *m)
+{
+	iopt_ioas_detach_domain(f->ioas, &m->domain);
+	pthread_mutex_destroy(&m->lock);
+	free(m->leaves);
+}
+
 static void sem5_46_inflight_area(void **state)
 {
 	struct fix *f = *state;
@@ -1659,21 +1679,82 @@ static void sem5_46_inflight_area(void **state)
 	struct inflight t = { .f = f };
 
 	ops.map_pages = inflight_map_pages;
-	pthread_mutex_init(&t.m.lock, NULL);
-	t.m.domain = (struct iopt_domain){
-		.ops = &ops, .pgsize_bitmap = PAGE,
-		.aperture_start = MOCK_APERTURE_START,
-		.aperture_last = MOCK_APERTURE_LAST,
-	};
-	assert_int_equal(iopt_ioas_attach_domain(f->ioas, &t.m.domain), 0);
+	inflight_attach(f, &t.m, &ops);
 	map_fixed(f, MOCK_APERTURE_START, f->buf, PAGE);
 	assert_int_equal(t.map_rc, -EEXIST);
 	assert_int_equal(t.copy_rc, -ENOENT);
 	assert_int_equal(t.unmap_rc, -EBUSY);
 	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
-	iopt_ioas_detach_domain(f->ioas, &t.m.domain);
-	pthread_mutex_destroy(&t.m.lock);
-	free(t.m.leaves);
+	inflight_detach(f, &t.m);
+}
+
+/*
+ * The same for an unmap in flight: while the mock's unmap_pages runs (the
+ * area's pages already NULL, its domains being unfilled), the area keeps
+ * its IOVA: another thread's overlapping map fails with -EEXIST, a copy
+ * from it with -ENOENT, a second unmap and a cut inside it with -EBUSY, as
+ * the kernel's tree walk finds it busy, though it has left the point index,
+ * and the IOAS checks sound.
+ */
+struct inflight_unmap {
+	struct mock_domain m;
+	struct fix *f;
+	int map_rc, copy_rc, unmap_rc, cut_rc, check_rc;
+	bool done;
+};
+
+static void *inflight_unmap_thread(void *arg)
+{
+	struct inflight_unmap *t = arg;
+	uint64_t at = MOCK_APERTURE_START, cut = MOCK_APERTURE_START + PAGE - 1;
+
+	t->map_rc = iopt_ioas_map(t->f->ioas, t->f->buf, PAGE, &at, FIXED);
+	at = MOCK_APERTURE_START + HPAGE;
+	t->copy_rc = iopt_ioas_copy(t->f->ioas, &at, t->f->ioas,
+				    MOCK_APERTURE_START, PAGE, FIXED);
+	t->unmap_rc = iopt_ioas_unmap(t->f->ioas, MOCK_APERTURE_START,
+				      2 * PAGE, NULL);
+	t->cut_rc = iopt_ioas_cut(t->f->ioas, &cut, 1);
+	t->check_rc = iopt_ioas_check(t->f->ioas);
+	return NULL;
+}
+
+static uint64_t inflight_unmap_pages(struct iopt_domain *d, uint64_t iova,
+				     uint64_t pgsize, uint64_t pgcount,
+				     struct iopt_iotlb_gather *g)
+{
+	struct inflight_unmap *t =
+		container_of(to_mock(d), struct inflight_unmap, m);
+	pthread_t thread;
+
+	if (!t->done) {
+		t->done = true;
+		assert_int_equal(pthread_create(&thread, NULL,
+						inflight_unmap_thread, t), 0);
+		assert_int_equal(pthread_join(thread, NULL), 0);
+	}
+	return mock_unmap_pages(d, iova, pgsize, pgcount, g);
+}
+
+static void sem5_46_inflight_unmap(void **state)
+{
+	struct fix *f = *state;
+	struct iopt_domain_ops ops = mock_ops;
+	struct inflight_unmap t = { .f = f };
+
+	ops.unmap_pages = inflight_unmap_pages;
+	inflight_attach(f, &t.m, &ops);
+	map_fixed(f, MOCK_APERTURE_START, f->buf, 2 * PAGE);
+	assert_int_equal(iopt_ioas_unmap(f->ioas, MOCK_APERTURE_START, 2 * PAGE,
+					 NULL), 0);
+	assert_true(t.done);
+	assert_int_equal(t.map_rc, -EEXIST);
+	assert_int_equal(t.copy_rc, -ENOENT);
+	assert_int_equal(t.unmap_rc, -EBUSY);
+	assert_int_equal(t.cut_rc, -EBUSY);
+	assert_int_equal(t.check_rc, 0);
+	assert_int_equal(iopt_ioas_check(f->ioas), 0);
+	inflight_detach(f, &t.m);
 }
 
 /* The refusal log gets one line naming the conflict. */
@@ -2427,6 +2508,8 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(kst_19_tiny_temp_memory,
 					fix_setup, fix_teardown),
 	cmocka_unit_test_setup_teardown(sem5_46_inflight_area,
+					fix_setup, fix_teardown),
+	cmocka_unit_test_setup_teardown(sem5_46_inflight_unmap,
 					fix_setup, fix_teardown),
 	cmocka_unit_test_setup_teardown(log_names_the_overlap,
 					fix_setup, fix_teardown),
