@@ -788,6 +788,7 @@ again:
 		 * callers see it busy) until the domains are unfilled.
 		 */
 		iopt_iova_index_remove(&iopt->area_index, &area->node);
+		area->unindexed = true;
 		iopt_iova_write_unlock(iopt);
 
 		iopt_area_unfill_domains(area, pages);

@@ -90,6 +90,9 @@ struct iopt_pages;
  *	(iopt_area_update_lockless()).
  * @prevent_access: (i) set by an unmap waiting for accesses to let go; new
  *	pins and rw on the area then fail with -EINVAL.
+ * @unindexed: (i) set by the unmap that took the area out of area_index;
+ *	it stays in area_itree, with pages NULL, until its domains are
+ *	unfilled and it is freed.
  * @num_accesses: (p, read under i write) outstanding access pins.
  * @num_locks: (p, read under i write) the subset of @num_accesses taken by
  *	internal (locking) accesses; unmap then fails with -EBUSY.
@@ -108,6 +111,7 @@ struct iopt_area {
 	uint8_t iommu_prot;
 	uint8_t lockless_prot;
 	bool prevent_access;
+	bool unindexed;
 	struct iopt_pages *pages;
 	struct iopt_domain *storage_domain;
 	unsigned int num_accesses;

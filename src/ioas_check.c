@@ -264,8 +264,8 @@ static int check_allowed_locked(struct io_pagetable *iopt)
 
 /*
  * The point-lookup index finds every area at its first and last byte, but
- * one being unmapped (pages NULL), which it finds at neither; with as many
- * intervals indexed as areas found, it holds nothing else.
+ * one an unmap took out (unindexed, pages NULL), which it finds at neither;
+ * with as many intervals indexed as areas found, it holds nothing else.
  */
 static int check_area_index(struct io_pagetable *iopt, struct iopt_area *area,
 			    size_t *nr_indexed)
@@ -274,12 +274,17 @@ static int check_area_index(struct io_pagetable *iopt, struct iopt_area *area,
 	bool at_first = iopt_area_find(iopt, first) == area;
 	bool at_last = iopt_area_find(iopt, last) == area;
 
+	if (area->unindexed) {
+		if (!area->pages && !at_first && !at_last)
+			return 0;
+		return broken(iopt_ctx_of(iopt), "index: unmapped area [0x%"
+			      PRIx64 ", 0x%" PRIx64 "] still indexed or with "
+			      "pages", first, last);
+	}
 	if (at_first && at_last) {
 		(*nr_indexed)++;
 		return 0;
 	}
-	if (!area->pages && !at_first && !at_last)
-		return 0;
 	return broken(iopt_ctx_of(iopt), "index: area [0x%" PRIx64 ", 0x%" PRIx64
 		      "] not found at its ends", first, last);
 }
