@@ -30,7 +30,6 @@
  * is clipped to the interval first, and the only end computed past
  * UINT64_MAX is the top level's span, which wraps to UINT64_MAX by design.
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 
@@ -38,8 +37,7 @@
 #include "iova_index.h"
 #include "util.h"
 
-/* levels of nodes: shifts 0, 4, ..., 60 */
-#define NR_LEVELS (IOPT_IOVA_INDEX_TOP_SHIFT / IOPT_IOVA_INDEX_BITS + 1)
+#define NR_LEVELS IOPT_IOVA_INDEX_LEVELS
 #define LEVEL_MASK IOPT_IOVA_INDEX_LEVEL_MASK
 
 _Static_assert(IOPT_IOVA_INDEX_TOP_SHIFT % IOPT_IOVA_INDEX_BITS == 0,
@@ -47,16 +45,6 @@ _Static_assert(IOPT_IOVA_INDEX_TOP_SHIFT % IOPT_IOVA_INDEX_BITS == 0,
 _Static_assert(NR_LEVELS <= LEVEL_MASK + 1, "the level must fit in the key");
 
 typedef struct iopt_iova_index_node node_t;
-
-/*
- * Nodes held for a split: one per level where the halves meet, plus two per
- * level (the blocks holding the whole's first and last byte) that removing
- * the whole may free and the halves then need again.
- */
-struct iopt_iova_index_spares {
-	node_t *nodes[3 * NR_LEVELS];
-	unsigned int n;
-};
 
 static bool slot_is_node(uintptr_t slot)
 {
@@ -159,10 +147,7 @@ static void node_free(struct iopt_iova_index *idx, node_t *node)
 	struct iopt_iova_index_spares *spares = idx->spares;
 
 	idx->nr_nodes--;
-	if (idx->retiring) {
-		assert(idx->nr_retired != IOPT_ARRAY_SIZE(idx->retired));
-		idx->retired[idx->nr_retired++] = node;
-	} else if (spares && spares->n != IOPT_ARRAY_SIZE(spares->nodes))
+	if (spares && spares->n != IOPT_ARRAY_SIZE(spares->nodes))
 		spares->nodes[spares->n++] = node;
 	else
 		iopt_free(node);
@@ -302,26 +287,33 @@ int iopt_iova_index_insert(struct iopt_iova_index *idx,
 	int rc;
 
 	/* retired holds one failed insert's nodes: reclaim them first */
-	if (idx->nr_retired)
+	if (idx->retired.n)
 		return -EBUSY;
 	rc = slot_insert(idx, &idx->root, NR_LEVELS, 0, UINT64_MAX,
 			 item->start, item->last, (uintptr_t)item);
 	if (rc) {
-		/* the nodes it published may be on a lookup's path */
-		idx->retiring = true;
+		/* the nodes it linked may be on a lookup's path: park them */
+		struct iopt_iova_index_spares *spares = idx->spares;
+
+		idx->spares = &idx->retired;
 		slot_remove(idx, &idx->root, NR_LEVELS, item->start, item->last,
 			    (uintptr_t)item);
-		idx->retiring = false;
+		idx->spares = spares;
 	} else {
 		idx->nr_items++;
 	}
 	return rc;
 }
 
+static void spares_free(struct iopt_iova_index_spares *spares)
+{
+	while (spares->n)
+		iopt_free(spares->nodes[--spares->n]);
+}
+
 void iopt_iova_index_reclaim(struct iopt_iova_index *idx)
 {
-	while (idx->nr_retired)
-		iopt_free(idx->retired[--idx->nr_retired]);
+	spares_free(&idx->retired);
 }
 
 void iopt_iova_index_remove(struct iopt_iova_index *idx,
@@ -354,8 +346,7 @@ int iopt_iova_index_split(struct iopt_iova_index *idx,
 	(void)iopt_iova_index_insert(idx, rhs);
 	idx->spares = NULL;
 out_free:
-	while (spares.n)
-		iopt_free(spares.nodes[--spares.n]);
+	spares_free(&spares);
 	return rc;
 }
 

@@ -54,7 +54,6 @@
 #ifndef IOPT_IOVA_INDEX_H
 #define IOPT_IOVA_INDEX_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,30 +86,39 @@ struct iopt_iova_index_node {
 
 #define IOPT_IOVA_INDEX_LEVEL_MASK UINT64_C(0xf)
 
+/* Levels of nodes: shifts 0, 4, ..., 60. */
+#define IOPT_IOVA_INDEX_LEVELS \
+	(IOPT_IOVA_INDEX_TOP_SHIFT / IOPT_IOVA_INDEX_BITS + 1)
+
+/*
+ * Nodes kept instead of freed (node_free() parks them here while
+ * iopt_iova_index::spares points to it), and handed out again by node
+ * allocation. A split needs one per level where the halves meet, plus two
+ * per level (the blocks holding the whole's first and last byte) that
+ * removing the whole may free and the halves then need again; a failed
+ * insert unlinks at most one per level on each of its two edges.
+ */
+struct iopt_iova_index_spares {
+	struct iopt_iova_index_node *nodes[3 * IOPT_IOVA_INDEX_LEVELS];
+	unsigned int n;
+};
+
 /*
  * @root: the slot for the whole IOVA space: 0, a sole interval, or a tagged
  *	  pointer to the top node.
  * @nr_nodes: nodes in use (each IOPT_IOVA_INDEX_SLOTS slots).
  * @nr_items: intervals indexed (so a checker can tell a stray one).
- * @spares: private: nodes set aside by iopt_iova_index_split() while it
- *	    runs, NULL otherwise.
- * @retired: nodes a failed insert unlinked, not yet freed (not counted in
- *	     @nr_nodes); @nr_retired of them. An insert links at most one new
- *	     node per level on each of its two edges.
- * @retiring: private: set while a failed insert undoes itself.
+ * @spares: private: where node_free() parks nodes: a split's own spares,
+ *	    or @retired while a failed insert undoes itself; NULL otherwise.
+ * @retired: nodes a failed insert unlinked, not yet freed and not counted
+ *	     in @nr_nodes (@retired.n of them), for iopt_iova_index_reclaim().
  */
-struct iopt_iova_index_spares;
-
-#define IOPT_IOVA_INDEX_RETIRED_MAX 32
-
 struct iopt_iova_index {
 	uintptr_t root;
 	size_t nr_nodes;
 	size_t nr_items;
 	struct iopt_iova_index_spares *spares;
-	struct iopt_iova_index_node *retired[IOPT_IOVA_INDEX_RETIRED_MAX];
-	unsigned int nr_retired;
-	bool retiring;
+	struct iopt_iova_index_spares retired;
 };
 
 /**

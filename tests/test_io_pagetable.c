@@ -1636,19 +1636,25 @@ static void *inflight_thread(void *arg)
 	return NULL;
 }
 
+/* From inside the hooked domain op: run @fn(@arg) in another thread, once. */
+static void inflight_once(bool *done, void *(*fn)(void *), void *arg)
+{
+	pthread_t thread;
+
+	if (*done)
+		return;
+	*done = true;
+	assert_int_equal(pthread_create(&thread, NULL, fn, arg), 0);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+}
+
 static int inflight_map_pages(struct iopt_domain *d, uint64_t iova,
 			      uint64_t paddr, uint64_t pgsize, uint64_t pgcount,
 			      int prot, uint64_t *mapped)
 {
 	struct inflight *t = container_of(to_mock(d), struct inflight, m);
-	pthread_t thread;
 
-	if (!t->done) {
-		t->done = true;
-		assert_int_equal(pthread_create(&thread, NULL, inflight_thread,
-						t), 0);
-		assert_int_equal(pthread_join(thread, NULL), 0);
-	}
+	inflight_once(&t->done, inflight_thread, t);
 	return mock_map_pages(d, iova, paddr, pgsize, pgcount, prot, mapped);
 }
 
@@ -1725,14 +1731,8 @@ static uint64_t inflight_unmap_pages(struct iopt_domain *d, uint64_t iova,
 {
 	struct inflight_unmap *t =
 		container_of(to_mock(d), struct inflight_unmap, m);
-	pthread_t thread;
 
-	if (!t->done) {
-		t->done = true;
-		assert_int_equal(pthread_create(&thread, NULL,
-						inflight_unmap_thread, t), 0);
-		assert_int_equal(pthread_join(thread, NULL), 0);
-	}
+	inflight_once(&t->done, inflight_unmap_thread, t);
 	return mock_unmap_pages(d, iova, pgsize, pgcount, g);
 }
 
@@ -1755,6 +1755,43 @@ static void sem5_46_inflight_unmap(void **state)
 	assert_int_equal(t.check_rc, 0);
 	assert_int_equal(iopt_ioas_check(f->ioas), 0);
 	inflight_detach(f, &t.m);
+}
+
+/*
+ * A map whose index insert fails after linking a node: on a bare IOAS (byte
+ * alignment) [0x800, 0x17ff] then [0x1800, 0x1fff] make the index link a
+ * level-3 node before it needs a level-2 one (test_iova_index_retire).
+ * Every failure point of the second map in turn: -ENOMEM, no allocation
+ * left (the IOAS reclaimed what the insert retired), the IOAS sound, and
+ * the next map (no failure armed) goes in.
+ */
+static void map_insert_failure_reclaims(void **state)
+{
+	struct fix *f = *state;
+	unsigned long nth, fired = 0;
+
+	map_fixed(f, 0x800, f->buf + 0x800, 0x1000);
+	for (nth = 1;; nth++) {
+		long live = iopt_alloc_live();
+		uint64_t at = 0x1800;
+		int rc;
+
+		iopt_fail_nth_arm(nth);
+		rc = iopt_ioas_map(f->ioas, f->buf + 0x1800, 0x800, &at, FIXED);
+		iopt_fail_nth_disarm();
+		if (!iopt_fail_nth_fired()) {
+			assert_int_equal(rc, 0);
+			break;
+		}
+		fired++;
+		assert_int_equal(rc, -ENOMEM);
+		assert_int_equal(iopt_alloc_live(), live);
+		assert_int_equal(f->ioas->iopt.area_index.retired.n, 0);
+		assert_int_equal(iopt_ioas_check(f->ioas), 0);
+	}
+	assert_true(fired > 0);
+	assert_int_equal(count_areas(f->ioas), 2);
+	assert_int_equal(iopt_ioas_unmap_all(f->ioas, NULL), 0);
 }
 
 /* The refusal log gets one line naming the conflict. */
@@ -2510,6 +2547,8 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(sem5_46_inflight_area,
 					fix_setup, fix_teardown),
 	cmocka_unit_test_setup_teardown(sem5_46_inflight_unmap,
+					fix_setup, fix_teardown),
+	cmocka_unit_test_setup_teardown(map_insert_failure_reclaims,
 					fix_setup, fix_teardown),
 	cmocka_unit_test_setup_teardown(log_names_the_overlap,
 					fix_setup, fix_teardown),

@@ -145,9 +145,11 @@ static uint64_t random_base(uint64_t *rng)
 	return bases[iopt_test_rand(rng) % IOPT_ARRAY_SIZE(bases)];
 }
 
-/* Insert a random free interval into slot @i of the model and the index. */
-static bool try_insert(struct iopt_iova_index *idx, struct model *m,
-		       unsigned int i, uint64_t *rng)
+/*
+ * Put a random interval that overlaps no used one in slot @i of the model
+ * (not yet used); false when the draw overlaps, or is the whole space.
+ */
+static bool pick_free(struct model *m, unsigned int i, uint64_t *rng)
 {
 	uint64_t start, last;
 
@@ -156,6 +158,15 @@ static bool try_insert(struct iopt_iova_index *idx, struct model *m,
 		return false;
 	m->items[i].start = start;
 	m->items[i].last = last;
+	return true;
+}
+
+/* Insert a random free interval into slot @i of the model and the index. */
+static bool try_insert(struct iopt_iova_index *idx, struct model *m,
+		       unsigned int i, uint64_t *rng)
+{
+	if (!pick_free(m, i, rng))
+		return false;
 	assert_int_equal(iopt_iova_index_insert(idx, &m->items[i]), 0);
 	m->used[i] = true;
 	return true;
@@ -491,12 +502,10 @@ static void test_iova_index_fail_nth(void **state)
 			m->used[i] = false;
 			continue;
 		}
-		random_interval(&rng, random_base(&rng), &start, &last);
-		if ((start == 0 && last == UINT64_MAX) ||
-		    model_overlaps(m, start, last))
+		if (!pick_free(m, i, &rng))
 			continue;
-		m->items[i].start = start;
-		m->items[i].last = last;
+		start = m->items[i].start;
+		last = m->items[i].last;
 		for (nth = 1;; nth++) {
 			int rc;
 
@@ -512,7 +521,7 @@ static void test_iova_index_fail_nth(void **state)
 			fired++;
 			/* linked nodes wait for the owner, unlinked ones do not */
 			assert_int_equal(iopt_alloc_live(),
-					 live + (long)idx.nr_retired);
+					 live + (long)idx.retired.n);
 			iopt_iova_index_reclaim(&idx);
 			assert_int_equal(iopt_alloc_live(), live);
 			assert_int_equal(idx.nr_nodes, nodes);
@@ -556,15 +565,15 @@ static void test_iova_index_retire(void **state)
 	assert_true(iopt_fail_nth_fired());
 	assert_int_equal(idx.root, (uintptr_t)&x);
 	assert_int_equal(idx.nr_nodes, 0);
-	assert_int_equal(idx.nr_retired, 1);
+	assert_int_equal(idx.retired.n, 1);
 	assert_int_equal(iopt_alloc_live(), live + 1);
 	assert_ptr_equal(iopt_iova_index_lookup(&idx, 0x1000), &x);
 	assert_null(iopt_iova_index_lookup(&idx, 0x1800));
 	/* no second insert until the owner has reclaimed: retired is full */
 	assert_int_equal(iopt_iova_index_insert(&idx, &y), -EBUSY);
-	assert_int_equal(idx.nr_retired, 1);
+	assert_int_equal(idx.retired.n, 1);
 	iopt_iova_index_reclaim(&idx);
-	assert_int_equal(idx.nr_retired, 0);
+	assert_int_equal(idx.retired.n, 0);
 	assert_int_equal(iopt_alloc_live(), live);
 	/* and with room, both go in: two nodes */
 	assert_int_equal(iopt_iova_index_insert(&idx, &y), 0);
@@ -630,14 +639,10 @@ static bool beside_insert_sweep(struct iopt_iova_index *idx, struct model *m,
 				unsigned int i, uint64_t *rng,
 				unsigned int *retired)
 {
-	uint64_t start, last;
 	unsigned long nth;
 
-	random_interval(rng, random_base(rng), &start, &last);
-	if ((start == 0 && last == UINT64_MAX) || model_overlaps(m, start, last))
+	if (!pick_free(m, i, rng))
 		return false;
-	m->items[i].start = start;
-	m->items[i].last = last;
 	for (nth = 1;; nth++) {
 		int rc;
 
@@ -647,7 +652,7 @@ static bool beside_insert_sweep(struct iopt_iova_index *idx, struct model *m,
 		if (!iopt_fail_nth_fired())
 			break;
 		assert_int_equal(rc, -ENOMEM);
-		*retired += idx->nr_retired;
+		*retired += idx->retired.n;
 		iopt_readers_synchronize();
 		iopt_iova_index_reclaim(idx);
 	}
@@ -673,9 +678,8 @@ static void test_iova_index_lookup_beside_insert(void **state)
 	b.m = m;
 	for (r = 0; r != rounds; r++) {
 		memset(m, 0, sizeof(*m));
-		for (b.nold = 0, i = 0; i != MODEL_MAX / 4; i++)
-			if (b.nold != IOPT_ARRAY_SIZE(b.old) &&
-			    try_insert(&idx, m, i, &rng))
+		for (b.nold = 0, i = 0; i != IOPT_ARRAY_SIZE(b.old); i++)
+			if (try_insert(&idx, m, i, &rng))
 				b.old[b.nold++] = i;
 		assert_true(b.nold > 0);
 		b.seed = rng;
@@ -686,10 +690,9 @@ static void test_iova_index_lookup_beside_insert(void **state)
 		while (!atomic_load(&b.lookups))
 			sched_yield();
 		for (; i != MODEL_MAX; i++)
-			if (i % 4 ? !try_insert(&idx, m, i, &rng) :
-				    !beside_insert_sweep(&idx, m, i, &rng,
-							 &retired))
-				continue;
+			(void)(i % 4 ? try_insert(&idx, m, i, &rng) :
+				       beside_insert_sweep(&idx, m, i, &rng,
+							   &retired));
 		atomic_store(&b.stop, true);
 		assert_int_equal(pthread_join(reader, NULL), 0);
 		check_all(&idx, m, &rng);
